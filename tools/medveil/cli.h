@@ -1,0 +1,42 @@
+/* Shared declarations of the medveil command-line tool: the subcommand table, exit
+ * statuses of the DESIGN.md contract, and small helpers every subcommand uses. */
+#ifndef MV_CLI_H
+#define MV_CLI_H
+
+#include <stdio.h>
+
+/* Exit statuses (DESIGN.md "The command line"). */
+enum {
+    MV_EXIT_OK = 0,        /* all done */
+    MV_EXIT_PARTIAL = 1,   /* done, but some inputs failed */
+    MV_EXIT_USAGE = 2,     /* usage or configuration error */
+    MV_EXIT_SECURITY = 3   /* integrity or security failure */
+};
+
+typedef struct CliCommand {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    void (*help)(FILE *out);
+} CliCommand;
+
+extern const char *cli_program;
+
+int cmd_dump(int argc, char **argv);
+void help_dump(FILE *out);
+int cmd_convert(int argc, char **argv);
+void help_convert(FILE *out);
+
+/* Prints "medveil CMD: message" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a usage error and a hint to run --help; returns MV_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a byte count with an optional K/M/G suffix; 0 on success. */
+int cli_parse_size(const char *text, unsigned long long *out);
+
+/* Calls fn for every regular file under each path (directories recursively, in name
+ * order); errors reaching a path are reported and counted in *n_failed. */
+typedef int (*CliFileFn)(const char *path, void *ctx);
+int cli_walk(char **paths, int n_paths, CliFileFn fn, void *ctx, const char *cmd, int *n_failed);
+
+#endif

@@ -1,0 +1,73 @@
+/* Expands the command line's files and folders into a stream of regular files, folders
+ * recursively in name order, so that every subcommand treats a tree the same way. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int walk_one(const char *path, CliFileFn fn, void *ctx, const char *cmd, int *n_failed, int depth)
+{
+    struct stat sb;
+    struct dirent **names = NULL;
+    int n, rc = 0;
+
+    if (stat(path, &sb) != 0) {
+        cli_error(cmd, "%s: %s", path, strerror(errno));
+        (*n_failed)++;
+        return 0;
+    }
+    if (S_ISREG(sb.st_mode))
+        return fn(path, ctx);
+    if (!S_ISDIR(sb.st_mode)) {
+        cli_error(cmd, "%s: not a regular file or folder; skipped", path);
+        (*n_failed)++;
+        return 0;
+    }
+    if (depth > 64) {
+        cli_error(cmd, "%s: folders nested too deep; skipped", path);
+        (*n_failed)++;
+        return 0;
+    }
+    n = scandir(path, &names, NULL, by_name);
+    if (n < 0) {
+        cli_error(cmd, "%s: %s", path, strerror(errno));
+        (*n_failed)++;
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        char *child = NULL;
+        if (rc == 0 && strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0) {
+            size_t len = strlen(path);
+            int slash = len > 0 && path[len - 1] == '/';
+            if (asprintf(&child, "%s%s%s", path, slash ? "" : "/", names[i]->d_name) < 0) {
+                cli_error(cmd, "out of memory");
+                rc = -1;
+            } else {
+                rc = walk_one(child, fn, ctx, cmd, n_failed, depth + 1);
+                free(child);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int cli_walk(char **paths, int n_paths, CliFileFn fn, void *ctx, const char *cmd, int *n_failed)
+{
+    for (int i = 0; i < n_paths; i++) {
+        int rc = walk_one(paths[i], fn, ctx, cmd, n_failed, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
