@@ -61,6 +61,7 @@ struct MvFile {
     char *name;
     const uint8_t *data;   /* whole input */
     size_t size;
+    int fd;                /* the input, kept open for copy_file_range; -1 if none */
     void *map;             /* mmap base, or NULL */
     size_t map_len;
     uint8_t *heap;         /* input read into memory (MV_READ_NO_MMAP), owned */

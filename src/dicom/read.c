@@ -713,6 +713,7 @@ static MvFile *file_alloc(const char *name)
 
     if (file == NULL)
         return NULL;
+    file->fd = -1;
     file->name = strdup(name ? name : "<memory>");
     if (file->name == NULL) {
         free(file);
@@ -812,6 +813,11 @@ MvStatus mv_file_open(const char *path, const MvReadOptions *opts, MvFile **out,
     st = parse_file(file, opts, err);
     if (st != MV_OK)
         mv_error_prefix(err, path);
+    if (st == MV_OK && file->map != NULL) {
+        /* Kept so that the writer can copy large unchanged values in the kernel. */
+        file->fd = fd;
+        fd = -1;
+    }
 out:
     if (fd >= 0)
         close(fd);
@@ -844,6 +850,8 @@ void mv_file_free(MvFile *file)
     mv__dataset_clear(&file->ds);
     if (file->map != NULL)
         munmap(file->map, file->map_len);
+    if (file->fd >= 0)
+        close(file->fd);
     free(file->heap);
     free(file->inflated);
     free(file->ts_uid_unknown);

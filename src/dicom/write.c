@@ -19,6 +19,10 @@
 
 typedef struct Sink {
     int fd;
+    int in_fd;             /* the input file, for copy_file_range; -1 if none */
+    const uint8_t *in_base;
+    size_t in_size;
+    int no_copy_range;     /* copy_file_range failed once: use write */
     uint8_t *buf;
     size_t len;
     z_stream *zs;
@@ -94,8 +98,24 @@ static void put(Sink *s, const void *data, size_t n)
         return;
     }
     if (n >= SINK_BUF) {
-        /* Large values (pixel data) go straight from the mapping to the file. */
+        /* Large values (pixel data) go from the input to the output in the kernel, or
+         * straight from the mapping: never through a buffer of ours. */
         sink_flush(s);
+        if (s->in_fd >= 0 && !s->no_copy_range && p >= s->in_base && p + n <= s->in_base + s->in_size) {
+            loff_t off = (loff_t)(p - s->in_base);
+            while (n > 0) {
+                ssize_t c = copy_file_range(s->in_fd, &off, s->fd, NULL, n, 0);
+                if (c < 0 && errno == EINTR)
+                    continue;
+                if (c <= 0)
+                    break;
+                p += c;
+                n -= (size_t)c;
+            }
+            if (n == 0)
+                return;
+            s->no_copy_range = 1;
+        }
         write_all(s, p, n);
         return;
     }
@@ -354,6 +374,9 @@ static MvStatus write_stream(MvFile *file, int fd, const MvWriteOptions *opts, M
         return err ? err->code : MV_ERR_NOMEM;
 
     s.fd = fd;
+    s.in_fd = file->fd;
+    s.in_base = file->data;
+    s.in_size = file->size;
     s.err = err;
     s.buf = malloc(SINK_BUF);
     if (s.buf == NULL)
