@@ -114,16 +114,32 @@ static void render_value(const MvDataset *ds, const MvElement *el, Line *l)
         /* OB OW OF OD OL OV UN: bytes in hex, grouped by the VR's unit. */
         size_t unit = (el->vr == MV_VR_OB || el->vr == MV_VR_UN) ? 1 : mv_vr_unit_size(el->vr);
         int be = ds->big_endian;
+        static const char hex[] = "0123456789abcdef";
+        char group[20];
         for (size_t i = 0; i + unit <= el->value_len && !l->cut; i += unit) {
+            size_t n = 0;
             if (i > 0)
-                line_add(l, "\\", 1);
+                group[n++] = '\\';
             for (size_t k = 0; k < unit; k++) {
-                size_t at = be ? i + k : i + unit - 1 - k;
-                line_addf(l, "%02x", el->value[at]);
+                uint8_t b = el->value[be ? i + k : i + unit - 1 - k];
+                group[n++] = hex[b >> 4];
+                group[n++] = hex[b & 15];
             }
+            line_add(l, group, n);
         }
         return;
     }
+    }
+}
+
+static void put_spaces(FILE *out, int n)
+{
+    static const char spaces[] = "                                                                ";
+
+    while (n > 0) {
+        int chunk = n > (int)sizeof spaces - 1 ? (int)sizeof spaces - 1 : n;
+        fwrite(spaces, 1, (size_t)chunk, out);
+        n -= chunk;
     }
 }
 
@@ -138,7 +154,12 @@ static void print_line(FILE *out, int depth, uint64_t offset, unsigned flags, co
         else
             fprintf(out, "%10" PRIu64 " ", offset);
     }
-    fprintf(out, "%*s%s%*s # %s\n", 2 * depth, "", left, pad > 0 ? pad : 1, "", right);
+    put_spaces(out, 2 * depth);
+    fwrite(left, 1, left_len, out);
+    put_spaces(out, pad > 0 ? pad : 1);
+    fputs(" # ", out);
+    fputs(right, out);
+    fputc('\n', out);
 }
 
 static void dump_dataset(const MvDataset *ds, FILE *out, int depth, const MvDumpOptions *o);
