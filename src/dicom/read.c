@@ -431,7 +431,14 @@ static MvStatus parse_dataset(Reader *r, MvDataset *ds, size_t *pos, size_t end,
         MvStatus st;
 
         if (!undef_item && depth == 0 && end - *pos < 8) {
-            mv__file_warn(r->file, "offset %zu%s: %zu trailing bytes ignored", *pos, r->where, end - *pos);
+            /* Zero padding after the last element is harmless; anything else is a cut. */
+            size_t k = *pos;
+            while (k < end && r->buf[k] == 0)
+                k++;
+            if (k < end)
+                return fail(r, MV_ERR_PARSE, MV_NO_TAG, *pos, "truncated element header (%zu bytes left)",
+                            end - *pos);
+            mv__file_warn(r->file, "offset %zu%s: %zu trailing zero bytes ignored", *pos, r->where, end - *pos);
             *pos = end;
             break;
         }
