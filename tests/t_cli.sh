@@ -111,6 +111,21 @@ expect 1 "convert a folder" -- "$MEDVEIL" convert -q -o "$work/outdir" "$work/mi
 [ -e "$work/outdir/mixed/text.txt" ] && bad "convert -o wrote an unreadable input" || ok
 if find "$work" -name '*.mvtmp-*' | grep -q .; then bad "temporary files left behind"; else ok; fi
 
+# PS3.10 7.1: an edited SOP Instance UID is carried into the meta information.
+expect 0 "convert --set SOPInstanceUID" -- "$MEDVEIL" convert --set SOPInstanceUID=2.25.99 "$work/good.dcm" "$work/uid.dcm"
+"$MEDVEIL" dump "$work/uid.dcm" > "$work/out"
+contains "$work/out" "(0002,0003) UI \[2.25.99\]" "the meta Media Storage SOP Instance UID follows the edit"
+# An output folder inside the input folder is not read back as input.
+mkdir -p "$work/nest"
+cp "$work/good.dcm" "$work/nest/"
+expect 0 "convert into a folder inside the input" -- "$MEDVEIL" convert -q -o "$work/nest/out" "$work/nest"
+n=$(find "$work/nest/out" -type f | wc -l)
+[ "$n" -eq 1 ] && ok || bad "convert -o inside its input wrote $n files, want 1"
+expect 0 "convert -o creates missing parents" -- "$MEDVEIL" convert -q -o "$work/a/b/c" "$work/good.dcm"
+[ -f "$work/a/b/c/good.dcm" ] && ok || bad "convert -o a/b/c did not create the folders"
+expect 2 "--set without '='" -- "$MEDVEIL" convert --set DOE^JOHN "$work/good.dcm" "$work/x.dcm"
+if grep -q "DOE" "$work/err"; then bad "a usage error echoed a value"; else ok; fi
+
 # The 100 KB file that declares 3 GB: a clean error in well under a second, little memory.
 if [ -n "$CORPUS" ] && [ -d "$CORPUS" ]; then
     f=$(find "$CORPUS" -name 3gb-bulk-data-truncated | head -1)

@@ -295,13 +295,28 @@ static uint64_t meta_size(const MvElement *el)
     return (long_form ? 12 : 8) + (uint64_t)n;
 }
 
+/* PS3.10 7.1: the Media Storage SOP Class and Instance UIDs are the dataset's SOP Class
+ * and Instance UIDs; an edit of the dataset's is carried into the meta information. */
 static MvStatus copy_string_from(MvFile *file, uint32_t meta_tag, uint32_t ds_tag, MvError *err)
 {
-    MvElement *src = mv_dataset_find(&file->ds, ds_tag);
+    MvElement *src = mv_dataset_find(&file->ds, ds_tag), *dst = mv_dataset_find(&file->meta, meta_tag);
+    size_t n;
 
-    if (mv_dataset_find(&file->meta, meta_tag) != NULL || src == NULL || src->value == NULL)
+    if (src == NULL || src->value == NULL || (src->flags & (MV_EL_SEQ | MV_EL_ENCAPS)))
         return MV_OK;
-    return mv_dataset_set_bytes(&file->meta, meta_tag, MV_VR_UI, src->value, src->value_len, err);
+    n = src->value_len;
+    while (n > 0 && (src->value[n - 1] == '\0' || src->value[n - 1] == ' '))
+        n--;
+    if (dst != NULL && dst->value != NULL) {
+        size_t have = dst->value_len;
+        while (have > 0 && (dst->value[have - 1] == '\0' || dst->value[have - 1] == ' '))
+            have--;
+        if (have == n && memcmp(dst->value, src->value, n) == 0)
+            return MV_OK;
+        if (!(src->flags & MV_EL_DIRTY))
+            return MV_OK; /* an input that disagreed with itself is written as it was */
+    }
+    return mv_dataset_set_bytes(&file->meta, meta_tag, MV_VR_UI, src->value, n, err);
 }
 
 static MvStatus set_uid(MvDataset *meta, uint32_t tag, const char *uid, MvError *err)

@@ -26,6 +26,10 @@ int cmd_dump(int argc, char **argv);
 void help_dump(FILE *out);
 int cmd_convert(int argc, char **argv);
 void help_convert(FILE *out);
+int cmd_deid(int argc, char **argv);
+void help_deid(FILE *out);
+int cmd_keygen(int argc, char **argv);
+void help_keygen(FILE *out);
 
 /* Prints "medveil CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -38,5 +42,9 @@ int cli_parse_size(const char *text, unsigned long long *out);
  * order); errors reaching a path are reported and counted in *n_failed. */
 typedef int (*CliFileFn)(const char *path, void *ctx);
 int cli_walk(char **paths, int n_paths, CliFileFn fn, void *ctx, const char *cmd, int *n_failed);
+/* Makes cli_walk skip the folder dir (an output folder inside an input folder). */
+void cli_walk_exclude(const char *dir);
+/* mkdir -p: 0 on success, -1 with errno set. */
+int cli_mkdirs(const char *dir);
 
 #endif

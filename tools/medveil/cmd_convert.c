@@ -226,7 +226,7 @@ int cmd_convert(int argc, char **argv)
             if (n_edits == MAX_EDITS)
                 return cli_usage_error("convert", "more than %d edits", MAX_EDITS);
             if (c == 's' && strchr(optarg, '=') == NULL)
-                return cli_usage_error("convert", "--set needs PATH=VALUE, not '%s'", optarg);
+                return cli_usage_error("convert", "--set needs PATH=VALUE (edit %d has no '=')", n_edits + 1);
             kinds[n_edits] = (char)c;
             edits[n_edits++] = optarg;
             break;
@@ -249,10 +249,11 @@ int cmd_convert(int argc, char **argv)
     }
     if (argc - optind < 1)
         return cli_usage_error("convert", "no INPUT given");
-    if (mkdir(ctx.out_dir, 0777) != 0 && errno != EEXIST) {
+    if (cli_mkdirs(ctx.out_dir) != 0) {
         cli_error("convert", "%s: %s", ctx.out_dir, strerror(errno));
-        return MV_EXIT_USAGE;
+        return MV_EXIT_PARTIAL;
     }
+    cli_walk_exclude(ctx.out_dir);
     ctx.progress = !quiet && isatty(2);
     for (int i = optind; i < argc && !ctx.usage_failed; i++) {
         /* Output paths keep the input's last component: in/a/x.dcm -> OUTDIR/a/x.dcm. */

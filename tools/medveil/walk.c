@@ -9,6 +9,53 @@
 
 #include "cli.h"
 
+#define MAX_EXCLUDED 4
+static dev_t excluded_dev[MAX_EXCLUDED];
+static ino_t excluded_ino[MAX_EXCLUDED];
+static int n_excluded;
+
+void cli_walk_exclude(const char *dir)
+{
+    struct stat sb;
+
+    if (n_excluded < MAX_EXCLUDED && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        excluded_dev[n_excluded] = sb.st_dev;
+        excluded_ino[n_excluded] = sb.st_ino;
+        n_excluded++;
+    }
+}
+
+static int is_excluded(const struct stat *sb)
+{
+    for (int i = 0; i < n_excluded; i++)
+        if (sb->st_dev == excluded_dev[i] && sb->st_ino == excluded_ino[i])
+            return 1;
+    return 0;
+}
+
+int cli_mkdirs(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, dir, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strcmp((*a)->d_name, (*b)->d_name);
@@ -27,6 +74,8 @@ static int walk_one(const char *path, CliFileFn fn, void *ctx, const char *cmd, 
     }
     if (S_ISREG(sb.st_mode))
         return fn(path, ctx);
+    if (S_ISDIR(sb.st_mode) && is_excluded(&sb))
+        return 0; /* the run's own output folder */
     if (!S_ISDIR(sb.st_mode)) {
         cli_error(cmd, "%s: not a regular file or folder; skipped", path);
         (*n_failed)++;
