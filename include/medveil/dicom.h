@@ -147,6 +147,8 @@ const char *mv_file_name(const MvFile *file);   /* as given to open, or "<memory
 /* The encoding the dataset was read in (or will be written in by default). */
 const MvTransferSyntax *mv_file_transfer_syntax(const MvFile *file);
 int mv_file_had_preamble(const MvFile *file);
+/* Zeroes the 128-byte preamble that will be written (it can carry data of other formats). */
+void mv_file_zero_preamble(MvFile *file);
 int mv_file_had_meta(const MvFile *file);
 uint64_t mv_file_input_size(const MvFile *file);
 /* Non-fatal oddities met while reading (odd lengths, wrong VRs, guessed encodings):

@@ -893,6 +893,11 @@ int mv_file_had_preamble(const MvFile *file)
     return file->had_preamble;
 }
 
+void mv_file_zero_preamble(MvFile *file)
+{
+    memset(file->preamble, 0, sizeof file->preamble);
+}
+
 int mv_file_had_meta(const MvFile *file)
 {
     return file->had_meta;
