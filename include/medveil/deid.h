@@ -68,9 +68,10 @@ unsigned mv_deid_config_options(const MvDeidConfig *cfg);
 /* Date shift range in days for retain-long-modified-dates: each patient's offset is drawn
  * (keyed, deterministic) from [-max_days, -min_days]. Defaults: 1 and 3650. */
 MvStatus mv_deid_config_set_date_range(MvDeidConfig *cfg, int min_days, int max_days, MvError *err);
-/* Adds "CREATOR,ELEMENT" lines (ELEMENT as two hex digits of the block, e.g. "SIEMENS CSA
- * HEADER,08") of private attributes known to carry no identity, kept under
- * retain-safe-private in addition to the built-in table. */
+/* Adds lines "CREATOR,GGGG,EE" (an odd group and the element's offset within its private
+ * block, e.g. "SIEMENS CSA HEADER,0029,08"; the creator may contain commas, the last two
+ * fields are split off) naming private attributes known to carry no identity, kept under
+ * retain-safe-private in addition to the built-in table (docs/safe-private.md). */
 MvStatus mv_deid_config_load_safe_private(MvDeidConfig *cfg, const char *path, MvError *err);
 /* Loads a recipe (docs/recipes.md). Errors name the file and the line. */
 MvStatus mv_deid_config_load_recipe(MvDeidConfig *cfg, const char *path, MvError *err);
