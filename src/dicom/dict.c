@@ -221,7 +221,7 @@ MvStatus mv_tag_parse(const char *text, uint32_t *tag, MvError *err)
     if (*p == '(')
         p++;
     for (; *p != '\0' && *p != ')'; p++) {
-        if (*p == ',' && n == 4)
+        if (*p == ',' && n == 4 && p[-1] != ',')
             continue;
         if (hexval((unsigned char)*p) < 0 || n == 8)
             goto bad;

@@ -24,14 +24,16 @@ def vr_c(vr):
 
 
 def c_string(text):
+    """A C string literal holding text as UTF-8 (non-ASCII bytes as octal escapes)."""
     out = []
-    for ch in text:
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
         if ch in '\\"':
             out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127:
+        elif 32 <= byte < 127:
             out.append(ch)
         else:
-            out.append("\\%03o" % ord(ch) if ord(ch) < 256 else "?")
+            out.append("\\%03o" % byte)
     return '"' + "".join(out) + '"'
 
 
