@@ -452,17 +452,18 @@ static MvStatus parse_dataset(Reader *r, MvDataset *ds, size_t *pos, size_t end,
         if (done == 2) {
             if (undef_item) {
                 r->seq_ended = 1;
-                return MV_OK;
+                break;
             }
             return fail(r, MV_ERR_PARSE, MV_TAG_SEQ_DELIM, *pos - 8,
                         "Sequence Delimitation Item inside an item of defined length");
         }
         if (done) {
-            if (!undef_item)
-                mv__file_warn(r->file, "offset %zu%s: Item Delimitation Item in an item of defined length",
-                              *pos - 8, r->where);
-            else
-                return MV_OK;
+            if (undef_item) {
+                undef_item = 0; /* closed as it should be */
+                break;
+            }
+            mv__file_warn(r->file, "offset %zu%s: Item Delimitation Item in an item of defined length",
+                          *pos - 8, r->where);
             continue;
         }
         if (el.tag < last_tag)
@@ -474,7 +475,7 @@ static MvStatus parse_dataset(Reader *r, MvDataset *ds, size_t *pos, size_t end,
             return mv_error_set(r->err, st, el.tag, el.offset, "out of memory");
         }
     }
-    if (undef_item)
+    if (undef_item && !r->seq_ended)
         return fail(r, MV_ERR_PARSE, MV_NO_TAG, *pos, "item of undefined length ends without a delimiter");
     if (unsorted) {
         mv__file_warn(r->file, "elements%s are not in ascending tag order; sorted", r->where);
