@@ -79,7 +79,8 @@ typedef struct MvDictEntry {
 const MvDictEntry *mv_dict_lookup(uint32_t tag);
 /* Lookup by keyword (case-sensitive, O(log n)); NULL when unknown. */
 const MvDictEntry *mv_dict_lookup_keyword(const char *keyword);
-/* Keyword of tag, "GroupLength" for (gggg,0000), "PrivateCreator" for creators, "" when unknown. */
+/* Keyword of tag: the dictionary's; else "GroupLength" for a public (gggg,0000),
+ * "PrivateGroupLength" for a private one, "PrivateCreator" for creators, "" when unknown. */
 const char *mv_dict_keyword(uint32_t tag);
 /* The VR used when the file does not say (implicit VR): dictionary VR, LO for private
  * creators, UL for group lengths, UN otherwise. */

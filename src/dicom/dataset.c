@@ -639,9 +639,10 @@ MvStatus mv_dataset_set_uint(MvDataset *ds, uint32_t tag, MvVr vr, uint64_t valu
         return mv_dataset_set_bytes(ds, tag, vr, buf, 8, err);
     case MV_VR_IS: {
         char text[24];
-        snprintf(text, sizeof text, "%" PRIu64, value);
-        if (strlen(text) > 12)
+        /* PS3.5 Table 6.2-1: an IS lies in [-2^31, 2^31 - 1]. */
+        if (value > INT32_MAX)
             goto range;
+        snprintf(text, sizeof text, "%" PRIu64, value);
         return mv_dataset_set_string(ds, tag, vr, text, err);
     }
     default:
