@@ -23,6 +23,10 @@ typedef struct Sink {
     const uint8_t *in_base;
     size_t in_size;
     int no_copy_range;     /* copy_file_range failed once: use write */
+    uint64_t pos;          /* bytes of the file emitted so far (before deflate) */
+    int dry;               /* count only: nothing is written */
+    const MvElement *track; /* a sequence whose items' positions are recorded */
+    uint64_t *track_pos;
     uint8_t *buf;
     size_t len;
     z_stream *zs;
@@ -87,6 +91,9 @@ static void put(Sink *s, const void *data, size_t n)
     const uint8_t *p = data;
 
     if (s->st != MV_OK || n == 0)
+        return;
+    s->pos += n;
+    if (s->dry)
         return;
     if (s->zs != NULL) {
         while (n > 0 && s->st == MV_OK) {
@@ -231,6 +238,9 @@ static void encode_element(Sink *s, const MvDataset *ds, const MvElement *el, En
 static void put_element(Sink *s, const MvDataset *ds, const MvElement *el, Enc enc)
 {
     if (!(el->flags & MV_EL_DIRTY) && el->raw != NULL && same_encoding(ds, enc)) {
+        if (el == s->track)
+            for (size_t i = 0; i < el->n_items; i++)
+                s->track_pos[i] = s->pos + (uint64_t)(el->items[i]->raw - el->raw);
         put(s, el->raw, el->raw_len);
         return;
     }
@@ -244,8 +254,11 @@ static void encode_element(Sink *s, const MvDataset *ds, const MvElement *el, En
         int as_un = el->vr == MV_VR_UN && enc.explicit_vr;
         Enc item_enc = as_un ? (Enc){0, 0} : enc;
         put_header(s, el->tag, as_un ? MV_VR_UN : MV_VR_SQ, MV_UNDEFINED_LENGTH, enc);
-        for (size_t i = 0; i < el->n_items; i++)
+        for (size_t i = 0; i < el->n_items; i++) {
+            if (el == s->track)
+                s->track_pos[i] = s->pos;
             put_item(s, el->items[i], item_enc);
+        }
         put_tag(s, MV_TAG_SEQ_DELIM, item_enc.be);
         put_u32(s, 0, item_enc.be);
         return;
@@ -272,8 +285,16 @@ static void encode_element(Sink *s, const MvDataset *ds, const MvElement *el, En
 
 static void put_dataset(Sink *s, const MvDataset *ds, Enc enc)
 {
-    for (size_t i = 0; i < ds->n_elems && s->st == MV_OK; i++)
+    /* PS3.5 7.2: a group length counts the bytes of its group as encoded. Once the dataset
+     * was edited or changes encoding it may no longer be true, and as the element is
+     * optional (retired outside group 0002) it is dropped rather than left wrong. */
+    int drop_group_lengths = ds->dirty || !same_encoding(ds, enc);
+
+    for (size_t i = 0; i < ds->n_elems && s->st == MV_OK; i++) {
+        if (drop_group_lengths && MV_TAG_ELEMENT(ds->elems[i].tag) == 0 && MV_TAG_GROUP(ds->elems[i].tag) != 0x0002)
+            continue;
         put_element(s, ds, &ds->elems[i], enc);
+    }
 }
 
 /* 1 if every element of ds would be copied from the input as it is. */
@@ -359,15 +380,146 @@ static MvStatus prepare_meta(MvFile *file, const MvTransferSyntax *ts, MvError *
     return MV_OK;
 }
 
+/* Emits the whole file through s: preamble, meta information, dataset. */
+static void emit(Sink *s, MvFile *file, const MvTransferSyntax *ts, const MvWriteOptions *opts)
+{
+    static const uint8_t zero[128];
+    uint64_t group_len = 0;
+    z_stream zs;
+    Enc enc;
+
+    if (!(opts && (opts->flags & MV_WRITE_NO_PREAMBLE))) {
+        int zero_it = !file->had_preamble || (opts && (opts->flags & MV_WRITE_ZERO_PREAMBLE));
+        put(s, zero_it ? zero : file->preamble, 128);
+    }
+    put(s, "DICM", 4);
+    for (size_t i = 0; i < file->meta.n_elems; i++)
+        if (file->meta.elems[i].tag != MV_TAG(0x0002, 0x0000))
+            group_len += meta_size(&file->meta.elems[i]);
+    {
+        uint8_t gl[12] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 0x04, 0x00};
+        mv__wr32(gl + 8, (uint32_t)group_len, 0);
+        put(s, gl, 12);
+    }
+    enc.explicit_vr = 1;
+    enc.be = 0;
+    /* Meta elements are always encoded, so that the group length above is exact. */
+    for (size_t i = 0; i < file->meta.n_elems; i++)
+        if (file->meta.elems[i].tag != MV_TAG(0x0002, 0x0000))
+            encode_element(s, &file->meta, &file->meta.elems[i], enc);
+
+    enc.explicit_vr = ts->explicit_vr;
+    enc.be = ts->big_endian;
+    if (!ts->deflated || s->dry) {
+        put_dataset(s, &file->ds, enc);
+        return;
+    }
+    sink_flush(s);
+    if (ts == file->ts && file->inflated != NULL && verbatim(&file->ds)) {
+        /* Unchanged deflated dataset: the input's compressed bytes are the output's. */
+        put(s, file->data + file->deflated_at, file->size - file->deflated_at);
+        return;
+    }
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, opts && opts->deflate_level ? opts->deflate_level : Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+                     -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        s->st = mv_error_set(s->err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "cannot start deflate");
+        return;
+    }
+    s->zs = &zs;
+    put_dataset(s, &file->ds, enc);
+    if (s->st == MV_OK)
+        deflate_out(s, NULL, 0, Z_FINISH);
+    deflateEnd(&zs);
+    s->zs = NULL;
+}
+
+#define TAG_DIR_RECORDS MV_TAG(0x0004, 0x1220)
+
+/* Rewrites one directory offset (UL) from an input position to the output position of the
+ * record that was there. Unknown targets are left as they are. */
+static MvStatus fix_offset(MvDataset *ds, uint32_t tag, const MvElement *dir, const uint64_t *new_pos, int set_same,
+                           MvError *err)
+{
+    MvElement *el = mv_dataset_find(ds, tag);
+    uint64_t old;
+
+    if (el == NULL || mv_element_uint(ds, el, 0, &old, NULL) != MV_OK)
+        return MV_OK;
+    if (set_same)
+        return mv_dataset_set_uint(ds, tag, MV_VR_UL, old, err);
+    if (old == 0)
+        return MV_OK;
+    for (size_t i = 0; i < dir->n_items; i++)
+        if (dir->items[i]->offset == old)
+            return new_pos[i] > UINT32_MAX ? mv_error_set(err, MV_ERR_LIMIT, tag, MV_NO_OFFSET, "directory too large")
+                                           : mv_dataset_set_uint(ds, tag, MV_VR_UL, new_pos[i], err);
+    return MV_OK;
+}
+
+/* PS3.3 F.3.2.2: a DICOMDIR's records point at each other by byte offset from the start of
+ * the file. Re-encoding moves them, so the offsets are recomputed: mark them changed (so
+ * that both passes encode alike), measure where each record lands, then set the values. */
+static MvStatus fix_directory(MvFile *file, const MvTransferSyntax *ts, const MvWriteOptions *opts, MvError *err)
+{
+    MvElement *dir = mv_dataset_find(&file->ds, TAG_DIR_RECORDS);
+    uint64_t *new_pos;
+    Sink dry = {0};
+    MvStatus st = MV_OK;
+
+    if (dir == NULL || dir->n_items == 0 || ts->deflated || file->inflated != NULL)
+        return MV_OK;
+    new_pos = calloc(dir->n_items, sizeof *new_pos);
+    if (new_pos == NULL)
+        return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    /* First see whether anything moves at all: an unchanged directory stays byte for byte. */
+    dry.dry = 1;
+    dry.err = err;
+    dry.track = dir;
+    dry.track_pos = new_pos;
+    dry.in_fd = -1;
+    emit(&dry, file, ts, opts);
+    {
+        int moved = dry.st != MV_OK;
+        for (size_t i = 0; i < dir->n_items && !moved; i++)
+            moved = new_pos[i] != dir->items[i]->offset;
+        if (!moved) {
+            free(new_pos);
+            return MV_OK;
+        }
+    }
+    memset(&dry, 0, sizeof dry);
+    for (int pass = 0; pass < 2 && st == MV_OK; pass++) {
+        if (pass == 1) {
+            dry.dry = 1;
+            dry.err = err;
+            dry.track = mv_dataset_find(&file->ds, TAG_DIR_RECORDS);
+            dry.track_pos = new_pos;
+            dry.in_fd = -1;
+            emit(&dry, file, ts, opts);
+            if ((st = dry.st) != MV_OK)
+                break;
+            dir = mv_dataset_find(&file->ds, TAG_DIR_RECORDS);
+        }
+        if ((st = fix_offset(&file->ds, MV_TAG(0x0004, 0x1200), dir, new_pos, pass == 0, err)) != MV_OK ||
+            (st = fix_offset(&file->ds, MV_TAG(0x0004, 0x1202), dir, new_pos, pass == 0, err)) != MV_OK)
+            break;
+        dir = mv_dataset_find(&file->ds, TAG_DIR_RECORDS);
+        for (size_t i = 0; i < dir->n_items && st == MV_OK; i++) {
+            st = fix_offset(dir->items[i], MV_TAG(0x0004, 0x1400), dir, new_pos, pass == 0, err);
+            if (st == MV_OK)
+                st = fix_offset(dir->items[i], MV_TAG(0x0004, 0x1420), dir, new_pos, pass == 0, err);
+        }
+    }
+    free(new_pos);
+    return st;
+}
+
 static MvStatus write_stream(MvFile *file, int fd, const MvWriteOptions *opts, MvError *err)
 {
     const MvTransferSyntax *ts = file->ts;
     Sink s = {0};
-    Enc enc;
-    uint64_t group_len = 0;
-    z_stream zs;
-    int level;
-    static const uint8_t zero[128];
+    MvStatus st;
 
     if (opts != NULL && opts->transfer_syntax != NULL) {
         ts = mv_ts_lookup(opts->transfer_syntax);
@@ -385,8 +537,10 @@ static MvStatus write_stream(MvFile *file, int fd, const MvWriteOptions *opts, M
                                 "converting %s to %s needs the pixel codec; only uncompressed syntaxes convert",
                                 file->ts ? file->ts->name : "?", ts->name);
     }
-    if (prepare_meta(file, ts, err) != MV_OK)
-        return err ? err->code : MV_ERR_NOMEM;
+    if ((st = prepare_meta(file, ts, err)) != MV_OK)
+        return st;
+    if ((st = fix_directory(file, ts, opts, err)) != MV_OK)
+        return st;
 
     s.fd = fd;
     s.in_fd = file->fd;
@@ -396,53 +550,7 @@ static MvStatus write_stream(MvFile *file, int fd, const MvWriteOptions *opts, M
     s.buf = malloc(SINK_BUF);
     if (s.buf == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-
-    if (!(opts && (opts->flags & MV_WRITE_NO_PREAMBLE))) {
-        int zero_it = !file->had_preamble || (opts && (opts->flags & MV_WRITE_ZERO_PREAMBLE));
-        put(&s, zero_it ? zero : file->preamble, 128);
-    }
-    put(&s, "DICM", 4);
-    for (size_t i = 0; i < file->meta.n_elems; i++)
-        if (file->meta.elems[i].tag != MV_TAG(0x0002, 0x0000))
-            group_len += meta_size(&file->meta.elems[i]);
-    {
-        uint8_t gl[12] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 0x04, 0x00};
-        mv__wr32(gl + 8, (uint32_t)group_len, 0);
-        put(&s, gl, 12);
-    }
-    enc.explicit_vr = 1;
-    enc.be = 0;
-    /* Meta elements are always encoded, so that the group length above is exact. */
-    for (size_t i = 0; i < file->meta.n_elems; i++)
-        if (file->meta.elems[i].tag != MV_TAG(0x0002, 0x0000))
-            encode_element(&s, &file->meta, &file->meta.elems[i], enc);
-
-    enc.explicit_vr = ts->explicit_vr;
-    enc.be = ts->big_endian;
-    if (ts->deflated) {
-        sink_flush(&s);
-        memset(&zs, 0, sizeof zs);
-        level = opts && opts->deflate_level ? opts->deflate_level : Z_DEFAULT_COMPRESSION;
-        if (deflateInit2(&zs, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-            free(s.buf);
-            return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "cannot start deflate");
-        }
-        s.zs = &zs;
-    }
-    if (s.zs != NULL && ts == file->ts && file->inflated != NULL && verbatim(&file->ds)) {
-        /* Unchanged deflated dataset: the input's compressed bytes are the output's. */
-        deflateEnd(&zs);
-        s.zs = NULL;
-        put(&s, file->data + file->deflated_at, file->size - file->deflated_at);
-    }
-    if (s.zs != NULL || !ts->deflated)
-        put_dataset(&s, &file->ds, enc);
-    if (s.zs != NULL) {
-        if (s.st == MV_OK)
-            deflate_out(&s, NULL, 0, Z_FINISH);
-        deflateEnd(&zs);
-        s.zs = NULL;
-    }
+    emit(&s, file, ts, opts);
     sink_flush(&s);
     free(s.buf);
     return s.st;
