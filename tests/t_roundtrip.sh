@@ -25,7 +25,7 @@ dataset() {
     dcmdump -q +L "$1" 2>/dev/null | tr -d '\000' | tr -c '\n[:print:]' '.' |
         awk '/^# Dicom-Data-Set/{on=1;next} on && !/^#/ && NF' |
         sed -E 's/ +#.*$//; s/ +\]/]/g; s/\((Sequence|Item) with (explicit|undefined) length/(\1/;
-                /ItemDelimitationItem|SequenceDelimitationItem/d;
+                /ItemDelimitationItem|SequenceDelimitationItem/d; /^ *\([0-9a-f]{4},0000\)/d;
                 s/"Directory Record" [A-Z]+ #=([0-9]+)/(Item #=\1)/'
 }
 # Public elements only (private ones, and anything nested in them, read as UN in implicit
