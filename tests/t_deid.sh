@@ -83,6 +83,34 @@ if [ -n "$MKSYNTH" ]; then
     o=$("$MEDVEIL" dump "$work/syn/ct-alice-001.dcm" | grep "(0008,0018)")
     n=$("$MEDVEIL" dump "$work/syn-uids/syn/ct-alice-001.dcm" | grep "(0008,0018)")
     check "retain-uids keeps the SOP Instance UID" test "$o" = "$n"
+    # A recipe: a literal, a kept attribute, a subject-ID table, and quarantine rules.
+    mkdir -p "$work/rcp"
+    printf 'original,replacement\nDEMO-0001,SUBJ-A\nDEMO-0002,SUBJ-B\n' > "$work/rcp/ids.csv"
+    cat > "$work/rcp/study.recipe" <<'RECIPE'
+medveil-recipe 1
+# a research release
+replace InstitutionName "Research Site"
+keep PatientSex
+map PatientID ids.csv else quarantine
+quarantine "mixed-modality test rule" if Modality == "MR" and PatientSex == "M"
+RECIPE
+    "$MEDVEIL" deid --quiet --key "$work/k1" --recipe "$work/rcp/study.recipe" --report "$work/rcp.json" \
+        "$work/syn" -o "$work/syn-rcp" 2>/dev/null
+    r=$("$MEDVEIL" dump "$work/syn-rcp/syn/ct-alice-001.dcm")
+    check "recipe: map table gives the trial's subject ID" grep -q "(0010,0020) LO \[SUBJ-A\]" <<<"$r"
+    check "recipe: literal replacement" grep -q "(0008,0080) LO \[Research Site\]" <<<"$r"
+    check "recipe: kept attribute" grep -q "(0010,0040) CS \[F\]" <<<"$r"
+    check "recipe: its hash is in the method and the report" \
+        "$PY" -c 'import json,sys,hashlib; r=json.load(open(sys.argv[1])); h=hashlib.sha256(open(sys.argv[2],"rb").read()+open(sys.argv[3],"rb").read()).hexdigest(); assert r["recipe_sha256"]==h, (r["recipe_sha256"],h)' \
+        "$work/rcp.json" "$work/rcp/study.recipe" "$work/rcp/ids.csv"
+    check "recipe: a value missing from the map table quarantines the file, naming the recipe line" \
+        grep -q "study.recipe:5" "$work/syn-rcp-quarantine/syn/sc-mueller-latin1.dcm.reason"
+    check "recipe: a quarantine rule quarantines with its reason" \
+        grep -q "mixed-modality test rule" "$work/syn-rcp-quarantine/syn/mr-bob-implicit.dcm.reason"
+    printf 'medveil-recipe 1\nkepp PatientSex\n' > "$work/rcp/bad.recipe"
+    "$MEDVEIL" deid --quiet --recipe "$work/rcp/bad.recipe" "$work/syn" -o "$work/syn-bad" 2>"$work/err"
+    check "a bad recipe is a usage error (exit 2)" test $? -eq 2
+    check "a bad recipe's error names file and line" grep -q "bad.recipe:2" "$work/err"
     # Hierarchy layout: no input path in the output path.
     "$MEDVEIL" deid --quiet --key "$work/k1" --layout hierarchy "$work/syn" -o "$work/syn-h" 2>/dev/null
     check "hierarchy layout writes PATIENT/STUDY/SERIES/SOP.dcm" \
