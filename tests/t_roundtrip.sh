@@ -21,11 +21,17 @@ trap 'rm -rf "$work"' EXIT
 
 # The dataset as dcmtk sees it: no meta, no comments, no length column, padding and
 # sequence/item length style ignored (a rewrite may change defined to undefined lengths).
+# With a second argument "short", long values are cut (faster; used for the conversion chain).
+# DICOMDIR record offsets (0004,1200/1202/1400/1420) are byte positions, which a rewrite in
+# another encoding must change: they are left out here and checked by pydicom in t_deid.
 dataset() {
-    dcmdump -q +L "$1" 2>/dev/null | tr -d '\000' | tr -c '\n[:print:]' '.' |
+    local long=+L
+    [ "${2:-}" = short ] && long=
+    dcmdump -q $long "$1" 2>/dev/null | tr -d '\000' | tr -c '\n[:print:]' '.' |
         awk '/^# Dicom-Data-Set/{on=1;next} on && !/^#/ && NF' |
         sed -E 's/ +#.*$//; s/ +\]/]/g; s/\((Sequence|Item) with (explicit|undefined) length/(\1/;
                 /ItemDelimitationItem|SequenceDelimitationItem/d; /^ *\([0-9a-f]{4},0000\)/d;
+                /^ *\(0004,(1200|1202|1400|1420)\)/d;
                 s/"Directory Record" [A-Z]+ #=([0-9]+)/(Item #=\1)/'
 }
 # Public elements only (private ones, and anything nested in them, read as UN in implicit
@@ -39,7 +45,16 @@ public() {
         if (defined $skip) { next if $d > $skip; undef $skip; }
         if (hex($g) % 2) { $skip = $d; next; }
         s/^( *\([0-9a-f,]+\)) [A-Za-z?]{2} /$1 /;
-        s{\b([0-9a-f]{2})([0-9a-f]{2})(?=\\|$)}{$2\\$1}g if /^ *\([0-9a-f,]+\) (?:[0-9a-f]{4}\\)*[0-9a-f]{4}$/;
+        # "US or SS" attributes of group 0028 read in implicit VR: dcmtk guesses US.
+        s/(?<=[ \\])-(\d+)(?=\\|$)/65536 - $1/ge if /^ *\(0028,/;
+        # Binary values as their first 16 bytes: OB shows bytes, OW little-endian words.
+        if (/^( *\([0-9a-f,]+\)) ((?:[0-9a-f]{2}|[0-9a-f]{4})(?:\\(?:[0-9a-f]{2}|[0-9a-f]{4}))*)(?:\.\.\.)?$/) {
+            my ($t, $v) = ($1, $2);
+            my @b;
+            for my $x (split /\\/, $v) { push @b, length($x) == 4 ? (substr($x, 2), substr($x, 0, 2)) : $x; }
+            $#b = 15 if @b > 16;
+            $_ = "$t " . join("\\", @b) . "\n";
+        }
         print;'
 }
 # Elements whose VR dcmtk could not tell (shown as ??) are left out of the comparison: for
@@ -94,7 +109,7 @@ while IFS= read -r -d '' f; do
     *) passed=$((passed + 1)); continue ;;
     esac
     # Conversions between the uncompressed syntaxes keep every public element.
-    pub=$(echo "$want" | public)
+    pub=$(dataset "$f" short | drop_tags "$unknown" | public)
     ok=1
     prev="$out"
     for flag in -i -b -z -e; do
@@ -104,9 +119,9 @@ while IFS= read -r -d '' f; do
             ok=0
             break
         fi
-        if [ "$pub" != "$(dataset "$next" | public)" ]; then
+        if [ "$pub" != "$(dataset "$next" short | drop_tags "$unknown" | public)" ]; then
             fail "$f: public elements differ after convert $flag"
-            diff <(echo "$pub") <(dataset "$next" | public) | head -6 | cut -c1-160
+            diff <(echo "$pub") <(dataset "$next" short | drop_tags "$unknown" | public) | head -6 | cut -c1-160
             ok=0
             break
         fi
