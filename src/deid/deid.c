@@ -18,6 +18,7 @@
 #define LABEL_NAME "medveil/name/v1"
 #define LABEL_DATE "medveil/date/v1"
 #define LABEL_AE "medveil/ae/v1"
+#define LABEL_FILE "medveil/file-id/v1"
 
 typedef struct UserSafe {
     char *creator;
@@ -645,6 +646,17 @@ static void map_ae(Ctx *c, const char *in, char *out, size_t out_size)
     snprintf(out, out_size, "AE%.14s", p + 2);
 }
 
+/* A file-set path component (PS3.10 8.5: up to 8 of A-Z 0-9 _) as a keyed pseudonym. */
+static void map_file_id(Ctx *c, const char *in, char *out, size_t out_size)
+{
+    uint8_t mac[32];
+    char hex[9];
+
+    keyed(c->cfg, LABEL_FILE, in, strlen(in), mac);
+    hex_upper(mac, 4, hex);
+    snprintf(out, out_size, "%s", hex);
+}
+
 static MvStatus act_uid(Ctx *c, MvDataset *ds, const MvElement *el)
 {
     size_t n = 0;
@@ -865,7 +877,11 @@ static MvStatus apply(Ctx *c, MvDataset *ds, MvElement *el, MvAction act, int co
     }
 }
 
-static int is_safe_private(const Ctx *c, const char *creator, size_t clen, uint16_t group, uint8_t element)
+/* 1 if the private element is listed as safe. A listed sequence that could not be read as
+ * one (an implicit VR file keeps it as opaque UN bytes) is not safe: its items may hold
+ * anything, and only items that were read can be cleaned. */
+static int is_safe_private(const Ctx *c, const char *creator, size_t clen, uint16_t group, uint8_t element,
+                           int is_seq)
 {
     size_t lo = 0, hi = mv__safe_private_n;
 
@@ -879,7 +895,7 @@ static int is_safe_private(const Ctx *c, const char *creator, size_t clen, uint1
         if (cmp == 0)
             cmp = s->group != group ? (s->group < group ? -1 : 1) : s->element != element ? (s->element < element ? -1 : 1) : 0;
         if (cmp == 0)
-            return 1;
+            return s->vr != MV_VR_SQ || is_seq;
         if (cmp < 0)
             lo = mid + 1;
         else
@@ -989,7 +1005,8 @@ static MvStatus process_element(Ctx *c, MvDataset *ds, MvElement *el, int depth)
             return MV_OK; /* removed afterwards if its block is empty */
         creator = mv_dataset_private_creator(ds, tag, &clen);
         if ((c->cfg->options & MV_OPT_RETAIN_SAFE_PRIVATE) && creator != NULL && MV_TAG_ELEMENT(tag) >= 0x1000 &&
-            is_safe_private(c, creator, clen, MV_TAG_GROUP(tag), (uint8_t)(MV_TAG_ELEMENT(tag) & 0xFF)))
+            is_safe_private(c, creator, clen, MV_TAG_GROUP(tag), (uint8_t)(MV_TAG_ELEMENT(tag) & 0xFF),
+                            mv_element_is_sequence(el)))
             return mv_element_is_sequence(el) ? recurse(c, ds, tag, depth, MODE_NONE) : MV_OK;
         c->res->n_private_removed++;
         return act_remove(c, ds, tag);
@@ -999,6 +1016,13 @@ static MvStatus process_element(Ctx *c, MvDataset *ds, MvElement *el, int depth)
     if (MV_TAG_GROUP(tag) == 0x0012 && (MV_TAG_ELEMENT(tag) == 0x0062 || MV_TAG_ELEMENT(tag) == 0x0063 ||
                                          MV_TAG_ELEMENT(tag) == 0x0064))
         return MV_OK; /* the markers are rewritten at the end */
+
+    /* A DICOMDIR's Referenced File IDs are paths, often named after the patient: every
+     * component becomes a keyed pseudonym, the same one for the same name. */
+    if (tag == MV_TAG(0x0004, 0x1500) && vr == MV_VR_CS) {
+        size_t n = 0;
+        return map_values(c, ds, el, map_file_id, &n);
+    }
 
     /* The patient's identity becomes the keyed pseudonym (Z/D and Z allow a dummy). In
      * items (directory records, other IDs) each value gets its own pseudonym, which is the

@@ -293,9 +293,16 @@ static void process(Run *run, Job *job)
         return;
     }
     if (run->layout == LAYOUT_HIERARCHY) {
+        /* A file without SOP Instance UID (a DICOMDIR, a broken file) is named by a keyed
+         * UID of its input path: unique, stable, and no trace of the path. */
+        char instance[65];
+        if (res.sop_uid[0])
+            snprintf(instance, sizeof instance, "%s", res.sop_uid);
+        else
+            mv_deid_uid(run->cfg, job->path, instance);
         if (snprintf(out, sizeof out, "%s/%s/%s/%s/%s.dcm", run->out_dir, res.patient_pseudonym,
                      res.study_uid[0] ? res.study_uid : "no-study", res.series_uid[0] ? res.series_uid : "no-series",
-                     res.sop_uid[0] ? res.sop_uid : "no-instance") >= (int)sizeof out) {
+                     instance) >= (int)sizeof out) {
             job->status = ST_FAILED;
             set_reason(job, "output path too long");
             mv_file_free(file);
@@ -323,6 +330,17 @@ static void process(Run *run, Job *job)
         job->output = strdup(out);
     }
     mv_file_free(file);
+}
+
+/* Makes every output durable with one syncfs of the output's file system. */
+static void sync_outputs(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || syncfs(fd) != 0)
+        sync();
+    if (fd >= 0)
+        close(fd);
 }
 
 static void *worker(void *arg)
@@ -602,7 +620,7 @@ int cmd_deid(int argc, char **argv)
     if (run.progress)
         show_progress(&run, total_bytes, 1);
     if (!run.sync_each)
-        sync(); /* one sync for the whole run: outputs are durable before we say so */
+        sync_outputs(run.out_dir); /* one sync for the whole run: outputs are durable before we say so */
 
     for (size_t i = 0; i < run.n_jobs; i++) {
         const Job *job = &run.jobs[i];
