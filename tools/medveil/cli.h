@@ -30,6 +30,8 @@ int cmd_deid(int argc, char **argv);
 void help_deid(FILE *out);
 int cmd_keygen(int argc, char **argv);
 void help_keygen(FILE *out);
+int cmd_verify(int argc, char **argv);
+void help_verify(FILE *out);
 
 /* Prints "medveil CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -20,8 +20,11 @@ static void help_version(FILE *out);
 static const CliCommand commands[] = {
     {"convert", "rewrite a DICOM file, in another uncompressed transfer syntax or with edits", cmd_convert,
      help_convert},
+    {"deid", "de-identify DICOM files and folders (PS3.15 Annex E, keyed pseudonyms)", cmd_deid, help_deid},
     {"dump", "print every element of DICOM files, as text or DICOM JSON", cmd_dump, help_dump},
     {"help", "show help for a subcommand", cmd_help, help_help},
+    {"keygen", "make a new random project key for keyed pseudonyms", cmd_keygen, help_keygen},
+    {"verify", "check a de-identification run independently: leaks, UIDs, dates; a score", cmd_verify, help_verify},
     {"version", "print the version", cmd_version, help_version},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
