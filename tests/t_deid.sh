@@ -144,8 +144,18 @@ assert q == want, q
 assert all(f.get("reason") for f in r["files"] if f["status"] == "quarantined")
 assert r["counts"]["deidentified"] == len(r["files"]) - len(want), r["counts"]
 PY
-    "$MEDVEIL" verify "$CORPUS" "$work/c1" --report "$work/c1.json" > "$work/verify.txt" 2>&1
-    check "medveil verify finds no leak in the corpus run ($(tail -1 "$work/verify.txt"))" test $? -eq 0
+    # verify also checks output paths: the mirror layout keeps the corpus's file names
+    # (some are original UIDs), so verify judges hierarchy runs, with and without options.
+    "$MEDVEIL" deid --quiet --key "$work/k1" --layout hierarchy --report "$work/c4.json" "$CORPUS" -o "$work/c4" 2>/dev/null
+    "$MEDVEIL" verify "$CORPUS" "$work/c4" --report "$work/c4.json" > "$work/verify.txt" 2>&1
+    check "medveil verify: no failure in the Basic Profile run ($(tail -1 "$work/verify.txt"))" test $? -eq 0
+    "$MEDVEIL" deid --quiet --key "$work/k1" --layout hierarchy --report "$work/c3.json" \
+        --option retain-long-modified-dates --option clean-descriptors --option clean-structured-content \
+        --option retain-safe-private --option retain-patient-characteristics "$CORPUS" -o "$work/c3" 2>/dev/null
+    "$MEDVEIL" verify "$CORPUS" "$work/c3" --report "$work/c3.json" > "$work/verify3.txt" 2>&1
+    check "medveil verify: no failure in a run with five options ($(tail -1 "$work/verify3.txt"))" test $? -eq 0
+    check "the options' run keeps shifted dates (MODIFIED) in most files" \
+        test "$(grep -rla 'MODIFIED' "$work/c3" | wc -l)" -gt 150
     "$PY" "$HERE/deid_leaks.py" "$root" "$work/c1.json" > "$work/leaks.txt" 2>&1
     rc=$?
     tail -3 "$work/leaks.txt"
