@@ -309,6 +309,8 @@ static MvStatus parse_element(Reader *r, MvDataset *ds, size_t *pos, size_t end,
             mv__file_warn(r->file, "(%04X,%04X) at offset %zu: invalid VR bytes, read with the dictionary VR",
                           MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag), start);
             el->vr = mv_dict_vr(tag);
+            if (el->vr == MV_VR_SQ)
+                el->vr = MV_VR_UN; /* bytes, not items: this reading did not parse them */
             len = mv__rd16(p + 6, be);
             el->length = len;
             if (len > end - (start + 8))
@@ -331,6 +333,7 @@ static MvStatus parse_element(Reader *r, MvDataset *ds, size_t *pos, size_t end,
         if (!mv_vr_is_known(vr)) {
             mv__file_warn(r->file, "(%04X,%04X) at offset %zu: unknown VR, read as UN", MV_TAG_GROUP(tag),
                           MV_TAG_ELEMENT(tag), start);
+            r->no_raw = 1; /* written back as UN, which every reader knows */
         }
         if (mv_vr_has_long_length(vr) || !mv_vr_is_known(vr)) {
             if (end - start < 12)
@@ -490,8 +493,19 @@ static MvStatus parse_meta(Reader *r, MvFile *file, size_t *pos)
 {
     MvDataset *meta = &file->meta;
 
+    size_t meta_end = SIZE_MAX;
+
     meta->explicit_vr = 1;
-    while (r->size - *pos >= 8 && mv__rd16(r->buf + *pos, 0) == 0x0002) {
+    /* PS3.10 7.1: the group ends where (0002,0000) says when an element ends exactly there,
+     * so a dataset element that happens to start with 02 00 is not taken for meta. A wrong
+     * group length (real files have them) is never landed on, and the group rule decides. */
+    if (r->size - *pos >= 12 && mv__rd16(r->buf + *pos + 2, 0) == 0x0000 && memcmp(r->buf + *pos + 4, "UL", 2) == 0 &&
+        mv__rd16(r->buf + *pos + 6, 0) == 4) {
+        uint32_t group_len = mv__rd32(r->buf + *pos + 8, 0);
+        if (group_len <= r->size - *pos - 12)
+            meta_end = *pos + 12 + group_len;
+    }
+    while (*pos != meta_end && r->size - *pos >= 8 && mv__rd16(r->buf + *pos, 0) == 0x0002) {
         /* A second meta group (seen in files rewritten by careless tools) belongs to the
          * dataset, as dcmtk reads it. */
         if (meta->n_elems > 0 && mv__rd16(r->buf + *pos + 2, 0) <= MV_TAG_ELEMENT(meta->elems[meta->n_elems - 1].tag))
@@ -699,8 +713,15 @@ static MvStatus parse_file(MvFile *file, const MvReadOptions *opts, MvError *err
             explicit_vr = 0;
         } else if (!explicit_vr && looks_explicit) {
             uint32_t tag = ((uint32_t)mv__rd16(p, be) << 16) | mv__rd16(p + 2, be);
-            MvVr dict = mv_dict_vr(tag);
-            if (dict == MV_VR(p[4], p[5]) || dict == MV_VR_UN) {
+            MvVr dict = mv_dict_vr(tag), vr = MV_VR(p[4], p[5]);
+            size_t left = r.size - pos;
+            uint64_t explicit_next = mv_vr_has_long_length(vr) ? (left >= 12 ? 12 + (uint64_t)mv__rd32(p + 8, be) : UINT64_MAX)
+                                                               : 8 + (uint64_t)mv__rd16(p + 6, be);
+            uint64_t implicit_next = 8 + (uint64_t)mv__rd32(p + 4, be);
+            int explicit_fits = explicit_next <= left, implicit_fits = implicit_next <= left;
+            /* The dictionary's own VR is strong evidence; for tags it does not know, the
+             * explicit reading must fit where the implicit one does not. */
+            if (explicit_fits && (dict == vr || (dict == MV_VR_UN && !implicit_fits))) {
                 mv__file_warn(file, "dataset is explicit VR although the transfer syntax is implicit");
                 explicit_vr = 1;
             }

@@ -274,6 +274,14 @@ static void encode_element(Sink *s, const MvDataset *ds, const MvElement *el, En
         put_u32(s, 0, enc.be);
         return;
     }
+    if (!enc.explicit_vr && mv_dict_vr(el->tag) == MV_VR_SQ) {
+        /* Implicit VR has no way to say "bytes, not items" for a tag the dictionary calls a
+         * sequence: every reader would parse these bytes as items. */
+        s->st = mv_error_set(s->err, MV_ERR_UNSUPPORTED, el->tag, el->offset,
+                             "(%04X,%04X) holds bytes where the dictionary expects a sequence; implicit VR "
+                             "cannot represent it", MV_TAG_GROUP(el->tag), MV_TAG_ELEMENT(el->tag));
+        return;
+    }
     if (el->value_len + (el->value_len & 1u) > 0xFFFFFFFEu) {
         s->st = mv_error_set(s->err, MV_ERR_LIMIT, el->tag, el->offset, "(%04X,%04X): value too long to encode",
                              MV_TAG_GROUP(el->tag), MV_TAG_ELEMENT(el->tag));
