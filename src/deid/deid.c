@@ -491,7 +491,7 @@ static int type1_in_context(const Ctx *c, uint32_t tag)
  * present (Z) where that can only help validity, D where it is known to be Type 1. */
 static MvAction resolve_combined(const Ctx *c, uint32_t tag, MvAction act, int is_seq)
 {
-    if (c->dicomdir && !is_seq) {
+    if (c->dicomdir && !is_seq && act != MV_ACT_K && act != MV_ACT_C) {
         /* PS3.3 F.5: the Study record's date, time and ID are Type 1, its description Type 2. */
         if (tag == MV_TAG(0x0008, 0x0020) || tag == MV_TAG(0x0008, 0x0030) || tag == MV_TAG(0x0020, 0x0010))
             return MV_ACT_D;
@@ -622,7 +622,8 @@ static void map_date(Ctx *c, const char *in, char *out, size_t out_size)
     size_t n = strlen(in);
 
     snprintf(buf, sizeof buf, "%s", in);
-    if (n >= 8 && !shift_date8(buf, c->shift_days)) {
+    if (n < 8 || !shift_date8(buf, c->shift_days)) {
+        /* A year or a year and month alone cannot be shifted by days: it is emptied. */
         out[0] = '\0';
         return;
     }
@@ -910,6 +911,27 @@ static int is_safe_private(const Ctx *c, const char *creator, size_t clen, uint1
     return 0;
 }
 
+/* A recipe's text: non-ASCII text can only go into a dataset whose character set is UTF-8;
+ * elsewhere the file is quarantined rather than written in the wrong encoding. */
+static MvStatus set_recipe_text(Ctx *c, MvDataset *ds, uint32_t tag, MvVr vr, const char *text,
+                                const MvRecipeRule *rule)
+{
+    MvStatus st = mv_dataset_set_string(ds, tag, vr, text, NULL);
+
+    if (st == MV_ERR_CHARSET) {
+        c->res->outcome = MV_DEID_QUARANTINE;
+        snprintf(c->res->reason, sizeof c->res->reason,
+                 "%s:%d: non-ASCII text for (%04X,%04X) cannot be written in this file's character set",
+                 rule->file, rule->line, MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag));
+        return MV_OK;
+    }
+    if (st != MV_OK)
+        return mv_error_set(c->err, st, tag, MV_NO_OFFSET, "(%04X,%04X): cannot set the recipe's value",
+                            MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag));
+    c->res->n_replaced++;
+    return MV_OK;
+}
+
 /* A recipe's action on one element. */
 static MvStatus apply_rule(Ctx *c, MvDataset *ds, MvElement *el, const MvRecipeRule *rule, int depth)
 {
@@ -929,7 +951,7 @@ static MvStatus apply_rule(Ctx *c, MvDataset *ds, MvElement *el, const MvRecipeR
             free(value);
         }
         if (mapped != NULL)
-            return set_text(c, ds, tag, vr, mapped);
+            return set_recipe_text(c, ds, tag, vr, mapped, rule);
         if (rule->map_missing == MV_RA_KEEP) {
             c->res->outcome = MV_DEID_QUARANTINE;
             snprintf(c->res->reason, sizeof c->res->reason,
@@ -950,7 +972,7 @@ static MvStatus apply_rule(Ctx *c, MvDataset *ds, MvElement *el, const MvRecipeR
         if (mv_element_is_sequence(el))
             return mv_error_set(c->err, MV_ERR_ARG, tag, MV_NO_OFFSET, "%s:%d: cannot replace sequence (%04X,%04X) with text",
                                 rule->file, rule->line, MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag));
-        return set_text(c, ds, tag, vr, rule->literal);
+        return set_recipe_text(c, ds, tag, vr, rule->literal, rule);
     case MV_RA_PSEUDONYMIZE:
         if (vr == MV_VR_PN)
             return act_person(c, ds, el);
@@ -1153,10 +1175,11 @@ static MvStatus add_markers(Ctx *c, MvDataset *ds)
             (st = mv_dataset_set_string(item, MV_TAG(0x0008, 0x0104), MV_VR_LO, meaning, c->err)) != MV_OK)
             return st;
     }
-    if (opts & MV_OPT_RETAIN_LONG_FULL_DATES)
-        temporal = "UNMODIFIED";
-    else if (opts & MV_OPT_RETAIN_LONG_MODIFIED_DATES)
+    /* (0028,0303) says what happened to the dates, whichever rule (option or recipe) did it. */
+    if (c->dates_touched || (opts & MV_OPT_RETAIN_LONG_MODIFIED_DATES))
         temporal = "MODIFIED";
+    else if (opts & MV_OPT_RETAIN_LONG_FULL_DATES)
+        temporal = "UNMODIFIED";
     else
         temporal = "REMOVED";
     return mv_dataset_set_string(ds, MV_TAG(0x0028, 0x0303), MV_VR_CS, temporal, c->err);

@@ -102,7 +102,8 @@ void help_deid(FILE *out)
             "\n"
             "Exit status: 0 every input de-identified (or already done); 1 some input was\n"
             "quarantined, skipped or failed, or the run was interrupted (rerun to finish);\n"
-            "2 usage or configuration error; 3 the key file is unsafe or unreadable.\n"
+            "2 usage or configuration error (a missing or malformed key file too); 3 the key\n"
+            "file is readable by others than its owner.\n"
             "\n"
             "Examples:\n"
             "  %s keygen -o project.key\n"
@@ -343,6 +344,32 @@ static void sync_outputs(const char *dir)
         close(fd);
 }
 
+static int by_rel(const void *a, const void *b)
+{
+    const Job *const *x = a, *const *y = b;
+    int c = strcmp((*x)->rel, (*y)->rel);
+    return c != 0 ? c : ((*x) < (*y) ? -1 : 1);
+}
+
+/* In the mirror layout two inputs with the same relative path (a/x.dcm and b/x.dcm given
+ * as a and b) would share an output: all but the first fail, naming the way out. */
+static void mark_collisions(Run *run)
+{
+    Job **order = malloc(run->n_jobs * sizeof *order);
+
+    if (order == NULL)
+        return;
+    for (size_t i = 0; i < run->n_jobs; i++)
+        order[i] = &run->jobs[i];
+    qsort(order, run->n_jobs, sizeof *order, by_rel);
+    for (size_t i = 1; i < run->n_jobs; i++)
+        if (strcmp(order[i]->rel, order[i - 1]->rel) == 0) {
+            order[i]->status = ST_FAILED;
+            set_reason(order[i], "another input has the same relative path; use --layout hierarchy");
+        }
+    free(order);
+}
+
 static void *worker(void *arg)
 {
     Run *run = arg;
@@ -351,6 +378,10 @@ static void *worker(void *arg)
         size_t i = atomic_fetch_add(&run->next, 1);
         if (i >= run->n_jobs)
             break;
+        if (run->jobs[i].status != ST_PENDING) {
+            atomic_fetch_add(&run->n_finished, 1);
+            continue;
+        }
         process(run, &run->jobs[i]);
         atomic_fetch_add(&run->bytes_done, run->jobs[i].size);
         atomic_fetch_add(&run->n_finished, 1);
@@ -375,6 +406,17 @@ static void show_progress(Run *run, uint64_t total_bytes, int final)
     fflush(stderr);
 }
 
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 static int write_report(Run *run, const char *path, const int counts[6], int interrupted)
 {
     json_t *root = json_object(), *files = json_array(), *opts = json_array(), *c = json_object();
@@ -385,7 +427,7 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
     for (unsigned bit = 1; bit != 0 && bit <= MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES; bit <<= 1)
         if (options & bit)
             json_array_append_new(opts, json_string(mv_deid_option_name(bit)));
-    for (int s = ST_DONE; s <= ST_FAILED; s++)
+    for (int s = ST_PENDING; s <= ST_FAILED; s++)
         json_object_set_new(c, status_names[s], json_integer(counts[s]));
     json_object_set_new(root, "tool", json_string("medveil"));
     json_object_set_new(root, "version", json_string(mv_version()));
@@ -409,7 +451,8 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
     }
     json_object_set_new(root, "files", files);
     snprintf(tmp, sizeof tmp, "%s.mvtmp-report", path);
-    if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 || rename(tmp, path) != 0) {
+    if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 || fsync_path(tmp) != 0 ||
+        rename(tmp, path) != 0) {
         unlink(tmp);
         rc = -1;
     }
@@ -550,10 +593,16 @@ int cmd_deid(int argc, char **argv)
         goto out;
     }
     cli_walk_exclude(run.out_dir);
-    if (quarantine_dir != NULL)
+    if (quarantine_dir != NULL) {
         run.quarantine_dir = strdup(quarantine_dir);
-    else if (asprintf(&run.quarantine_dir, "%s-quarantine", run.out_dir) < 0)
-        run.quarantine_dir = NULL;
+    } else {
+        /* OUTDIR-quarantine beside OUTDIR, never inside it: "out/" gives "out-quarantine". */
+        size_t len = strlen(run.out_dir);
+        while (len > 1 && run.out_dir[len - 1] == '/')
+            len--;
+        if (asprintf(&run.quarantine_dir, "%.*s-quarantine", (int)len, run.out_dir) < 0)
+            run.quarantine_dir = NULL;
+    }
     if (run.quarantine_dir == NULL) {
         cli_error("deid", "out of memory");
         rc = MV_EXIT_PARTIAL;
@@ -585,6 +634,8 @@ int cmd_deid(int argc, char **argv)
     }
     for (size_t i = 0; i < run.n_jobs; i++)
         total_bytes += run.jobs[i].size;
+    if (run.layout == LAYOUT_MIRROR)
+        mark_collisions(&run);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
