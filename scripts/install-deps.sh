@@ -22,7 +22,7 @@ readonly PROG=install-deps
 
 readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libjansson-dev libcmocka-dev)
 readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy dicom3tools libgdcm-tools libclang-rt-14-dev)
-readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom)
+readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom libgdcm-tools time openssl)
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 
 usage() {

@@ -38,7 +38,7 @@ typedef struct Run {
     MvDeidConfig *cfg;
     const char *out_dir;
     char *quarantine_dir;
-    int layout, force, sync_each, progress;
+    int layout, force, sync_each, no_sync, progress;
     Job *jobs;
     size_t n_jobs, cap_jobs;
     size_t root_len;
@@ -97,6 +97,7 @@ void help_deid(FILE *out)
             "  -j, --jobs N             worker threads (default: the number of cores)\n"
             "      --force              rewrite outputs that already exist\n"
             "      --sync-each          fsync every output (default: one sync at the end)\n"
+            "      --no-sync            no sync at all (a pipeline that syncs later)\n"
             "      --quiet              no progress bar and no summary\n"
             "  -h, --help               show this help\n"
             "\n"
@@ -140,13 +141,19 @@ static int add_job(const char *path, void *arg)
     return 0;
 }
 
+/* Creates every missing folder of path's parent. The last parent made by this thread is
+ * remembered: files of one folder come together, so most calls make nothing. */
 static int make_parents(const char *path)
 {
+    static _Thread_local char last[PATH_MAX];
     char buf[PATH_MAX];
     size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
 
     if (n >= sizeof buf)
         return -1;
+    if (slash != NULL && (size_t)(slash - path) == strlen(last) && memcmp(last, path, (size_t)(slash - path)) == 0)
+        return 0;
     memcpy(buf, path, n + 1);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
@@ -155,6 +162,10 @@ static int make_parents(const char *path)
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
             return -1;
         *p = '/';
+    }
+    if (slash != NULL && (size_t)(slash - path) < sizeof last) {
+        memcpy(last, path, (size_t)(slash - path));
+        last[slash - path] = '\0';
     }
     return 0;
 }
@@ -462,7 +473,8 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
 
 int cmd_deid(int argc, char **argv)
 {
-    enum { OPT_OPTION = 256, OPT_SAFE_PRIVATE, OPT_DATE_RANGE, OPT_REPORT, OPT_LAYOUT, OPT_FORCE, OPT_SYNC, OPT_QUIET };
+    enum { OPT_OPTION = 256, OPT_SAFE_PRIVATE, OPT_DATE_RANGE, OPT_REPORT, OPT_LAYOUT, OPT_FORCE, OPT_SYNC, OPT_QUIET,
+           OPT_NO_SYNC };
     static const struct option longopts[] = {
         {"output-dir", required_argument, NULL, 'o'},
         {"key", required_argument, NULL, 'k'},
@@ -476,6 +488,7 @@ int cmd_deid(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'},
         {"force", no_argument, NULL, OPT_FORCE},
         {"sync-each", no_argument, NULL, OPT_SYNC},
+        {"no-sync", no_argument, NULL, OPT_NO_SYNC},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -559,6 +572,7 @@ int cmd_deid(int argc, char **argv)
             break;
         case OPT_FORCE: run.force = 1; break;
         case OPT_SYNC: run.sync_each = 1; break;
+        case OPT_NO_SYNC: run.no_sync = 1; break;
         case OPT_QUIET: quiet = 1; break;
         case 'h': help_deid(stdout); goto out;
         case ':': rc = cli_usage_error("deid", "option '%s' needs a value", argv[optind - 1]); goto out;
@@ -670,7 +684,7 @@ int cmd_deid(int argc, char **argv)
         pthread_join(threads[t], NULL);
     if (run.progress)
         show_progress(&run, total_bytes, 1);
-    if (!run.sync_each)
+    if (!run.sync_each && !run.no_sync)
         sync_outputs(run.out_dir); /* one sync for the whole run: outputs are durable before we say so */
 
     for (size_t i = 0; i < run.n_jobs; i++) {
