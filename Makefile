@@ -96,7 +96,7 @@ bench:
 # read-only seeds, fuzz/<name>.dict a dictionary. Findings go to $(FUZZ_BUILD)/artifacts/.
 fuzz:
 	$(DEPS) build fuzz
-	$(call configure_and_build,$(FUZZ_BUILD),CC=clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMV_FUZZ=ON)
+	$(call configure_and_build,$(FUZZ_BUILD),CC=clang,-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g" -DMV_FUZZ=ON)
 	@targets="$(FUZZ_TARGETS)"; \
 	if [ -z "$$targets" ]; then echo "fuzz: no fuzz targets (fuzz/fuzz_*.c)"; exit 0; fi; \
 	set -- $$targets; per=$$(( $(FUZZ_SECONDS) / $$# )); [ "$$per" -ge 1 ] || per=1; \

@@ -1,8 +1,10 @@
 /* libFuzzer target for the Part 10 reader and, through it, the dump, JSON and writer code.
  * An input that parses is dumped and written as JSON (to /dev/null), written back in its
  * own transfer syntax and, when uncompressed, converted to implicit VR little endian and
- * explicit VR big endian; every output must parse again with as many top-level elements.
- * A failed invariant calls abort(), which libFuzzer reports as a crash. */
+ * explicit VR big endian (a conversion the writer declines as unsupported is fine); every
+ * output must parse again with the same top-level elements, group lengths aside (see
+ * census). A failed invariant calls abort(), which libFuzzer reports as a crash; the
+ * reproducers live in tests/regress/, which tests/regress_runner.c replays in make check. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -5,10 +5,12 @@
  *
  *   regress_runner [DIR]    DIR defaults to $MV_SOURCE_DIR/tests/regress; searched recursively
  *
- * A file the reader rejects with an error is a pass (malformed input must be refused
- * cleanly); a crash, a timeout, an output that does not parse or one with another number of
- * top-level elements is a failure. Prints "FILE: ok ..." or "FILE: error MESSAGE" per file,
- * then "N passed, M failed"; exits 1 if anything failed. With MV_REGRESS_KEEP=DIR, the
+ * Files are opened with mv_file_open (mapped, as the CLI does) and, as a cross-check, read
+ * from memory as the fuzzer does; both must agree. A file the reader rejects with an error
+ * is a pass (malformed input must be refused cleanly); a crash, a sanitizer report, a
+ * timeout, a write that fails, an output that does not parse or one with other top-level
+ * elements (group lengths aside, see census) is a failure. Prints "FILE: ok ..." or
+ * "FILE: error MESSAGE" per file, then "N passed, M failed"; exits 1 if anything failed. With MV_REGRESS_KEEP=DIR, the
  * output that broke an invariant is kept in DIR for a closer look. */
 #include <dirent.h>
 #include <errno.h>

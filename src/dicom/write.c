@@ -263,6 +263,12 @@ static void encode_element(Sink *s, const MvDataset *ds, const MvElement *el, En
         put_u32(s, 0, item_enc.be);
         return;
     }
+    if (el->vr == MV_VR_SQ && el->value_len > 0 && enc.explicit_vr) {
+        /* An SQ that holds bytes rather than items (a damaged input) goes out as UN. */
+        put_header(s, el->tag, MV_VR_UN, (uint32_t)(el->value_len + (el->value_len & 1u)), enc);
+        put_value(s, el, ds->big_endian, enc.be);
+        return;
+    }
     if (el->flags & MV_EL_ENCAPS) {
         put_header(s, el->tag, el->vr == MV_VR_OW ? MV_VR_OW : MV_VR_OB, MV_UNDEFINED_LENGTH, enc);
         for (size_t i = 0; i < el->n_frags; i++) {
