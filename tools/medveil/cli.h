@@ -48,5 +48,8 @@ int cli_walk(char **paths, int n_paths, CliFileFn fn, void *ctx, const char *cmd
 void cli_walk_exclude(const char *dir);
 /* mkdir -p: 0 on success, -1 with errno set. */
 int cli_mkdirs(const char *dir);
+/* Creates every missing folder above the file path; remembers, per thread, the last
+ * parent made, since files of one folder usually come together. */
+int cli_make_parents(const char *path);
 
 #endif

@@ -98,33 +98,6 @@ static int apply_edits(ConvertCtx *ctx, MvFile *file, const char *name)
     return MV_EXIT_OK;
 }
 
-/* Creates every missing folder of path's parent; remembers the last one made. */
-static int make_parents(const char *path)
-{
-    static char last[PATH_MAX];
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    const char *slash = strrchr(path, '/');
-
-    if (n >= sizeof buf)
-        return -1;
-    if (slash != NULL && (size_t)(slash - path) == strlen(last) && memcmp(last, path, (size_t)(slash - path)) == 0)
-        return 0;
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (slash != NULL) {
-        memcpy(last, path, (size_t)(slash - path));
-        last[slash - path] = '\0';
-    }
-    return 0;
-}
 
 static int convert_one(ConvertCtx *ctx, const char *in, const char *out)
 {
@@ -159,7 +132,7 @@ static int convert_into_dir(const char *path, void *arg)
     while (*rel == '/')
         rel++;
     n = snprintf(out, sizeof out, "%s/%s", ctx->out_dir, rel);
-    if (n < 0 || (size_t)n >= sizeof out || make_parents(out) != 0) {
+    if (n < 0 || (size_t)n >= sizeof out || cli_make_parents(out) != 0) {
         cli_error("convert", "%s: cannot create the output folder under %s", path, ctx->out_dir);
         ctx->n_failed++;
         return 0;

@@ -141,34 +141,6 @@ static int add_job(const char *path, void *arg)
     return 0;
 }
 
-/* Creates every missing folder of path's parent. The last parent made by this thread is
- * remembered: files of one folder come together, so most calls make nothing. */
-static int make_parents(const char *path)
-{
-    static _Thread_local char last[PATH_MAX];
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    const char *slash = strrchr(path, '/');
-
-    if (n >= sizeof buf)
-        return -1;
-    if (slash != NULL && (size_t)(slash - path) == strlen(last) && memcmp(last, path, (size_t)(slash - path)) == 0)
-        return 0;
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (slash != NULL && (size_t)(slash - path) < sizeof last) {
-        memcpy(last, path, (size_t)(slash - path));
-        last[slash - path] = '\0';
-    }
-    return 0;
-}
 
 /* 1 if the bytes of path look like DICOM at all (so a parse failure means a damaged
  * DICOM file, not some other kind of file). */
@@ -244,7 +216,7 @@ static void quarantine(Run *run, Job *job, const char *reason)
     set_reason(job, reason);
     atomic_fetch_add(&run->n_quarantined, 1);
     if (snprintf(dest, sizeof dest, "%s/%s", run->quarantine_dir, job->rel) >= (int)sizeof dest ||
-        make_parents(dest) != 0 || copy_file(job->path, dest) != 0) {
+        cli_make_parents(dest) != 0 || copy_file(job->path, dest) != 0) {
         pthread_mutex_lock(&run->lock);
         cli_error("deid", "%s: cannot copy to quarantine %s", job->path, run->quarantine_dir);
         pthread_mutex_unlock(&run->lock);
@@ -331,7 +303,7 @@ static void process(Run *run, Job *job)
     if (!run->sync_each)
         wopts.flags |= MV_WRITE_NO_SYNC;
     wopts.flags |= MV_WRITE_ZERO_PREAMBLE;
-    if (make_parents(out) != 0) {
+    if (cli_make_parents(out) != 0) {
         job->status = ST_FAILED;
         set_reason(job, "cannot create the output folder");
     } else if (mv_file_write(file, out, &wopts, &err) != MV_OK) {

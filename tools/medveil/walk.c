@@ -56,6 +56,33 @@ int cli_mkdirs(const char *dir)
     return 0;
 }
 
+int cli_make_parents(const char *path)
+{
+    static _Thread_local char last[4096];
+    char buf[4096];
+    size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
+
+    if (n >= sizeof buf)
+        return -1;
+    if (slash != NULL && (size_t)(slash - path) == strlen(last) && memcmp(last, path, (size_t)(slash - path)) == 0)
+        return 0;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (slash != NULL && (size_t)(slash - path) < sizeof last) {
+        memcpy(last, path, (size_t)(slash - path));
+        last[slash - path] = '\0';
+    }
+    return 0;
+}
+
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strcmp((*a)->d_name, (*b)->d_name);
