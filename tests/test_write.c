@@ -1154,6 +1154,94 @@ static void test_dataset_group_length_stays_true(void **state)
         assert_int_equal(group_length, 8 + 18 + 8 + 6);
 }
 
+/* PS3.3 F.3.2.2: a DICOMDIR's records point at each other by their byte offset in the file.
+ * The input below is built with correct offsets; an edit that lengthens the first record
+ * moves the second, so the writer must rewrite every offset to where the items now are. */
+static void put_ul(Buf *b, uint32_t tag, uint32_t value)
+{
+    uint8_t v[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16), (uint8_t)(value >> 24)};
+    ex_el(b, tag, "UL", v, 4, 0);
+}
+
+static uint32_t ul_of(const MvDataset *ds, uint32_t tag)
+{
+    uint64_t v = 0;
+    const MvElement *el = mv_dataset_find(ds, tag);
+
+    assert_non_null(el);
+    assert_int_equal(mv_element_uint(ds, el, 0, &v, NULL), MV_OK);
+    return (uint32_t)v;
+}
+
+static void test_dicomdir_offsets_follow_records(void **state)
+{
+    Buf in = {0}, rec1 = {0}, rec2 = {0}, out = {0};
+    static const uint8_t item_tag[4] = {0xFE, 0xFF, 0x00, 0xE0};
+    size_t header, first, second;
+    MvFile *file, *back;
+    MvError err;
+    char path[512];
+    long pos1, pos2;
+    const MvElement *seq;
+
+    (void)state;
+    part10(&in, "1.2.840.10008.1.2.1", 0);
+    /* Record 2 (12 + 14 bytes of elements), then record 1 knowing where record 2 will be. */
+    put_ul(&rec2, 0x00041400u, 0);
+    EX_STR(&rec2, 0x00041430u, "CS", "STUDY ", 0);
+    header = in.len + 12 + 12 + 12; /* (0004,1200), (0004,1202), then the SQ header */
+    first = header;
+    second = first + 8 + (12 + 16 + 16); /* item header + record 1's elements */
+    put_ul(&rec1, 0x00041400u, (uint32_t)second);
+    EX_STR(&rec1, 0x00041430u, "CS", "PATIENT ", 0);
+    EX_STR(&rec1, 0x00100010u, "PN", "DOE^JOHN", 0);
+    assert_int_equal(rec1.len, 12 + 16 + 16);
+    put_ul(&in, 0x00041200u, (uint32_t)first);
+    put_ul(&in, 0x00041202u, (uint32_t)second);
+    ex_hdr(&in, 0x00041220u, "SQ", (uint32_t)(8 + rec1.len + 8 + rec2.len), 0);
+    assert_int_equal(in.len, first);
+    item(&in, (uint32_t)rec1.len, 0);
+    buf_append(&in, &rec1);
+    assert_int_equal(in.len, second);
+    item(&in, (uint32_t)rec2.len, 0);
+    buf_append(&in, &rec2);
+
+    /* Unchanged, the directory is written byte for byte. */
+    file = read_mem(&in, "dicomdir");
+    load(write_as(file, "dicomdir-same.dcm", NULL, path), &out);
+    assert_int_equal(out.len, in.len);
+    assert_memory_equal(out.data, in.data, in.len);
+    buf_free(&out);
+
+    /* A longer name in record 1 moves record 2. */
+    assert_int_equal(mv_path_set_string(mv_file_dataset(file), "DirectoryRecordSequence[0].PatientName",
+                                        "DOE^JOHNATHAN^LONGER", &err), MV_OK);
+    load(write_as(file, "dicomdir-moved.dcm", NULL, path), &out);
+    mv_file_free(file);
+    back = read_path(path);
+    pos1 = find_bytes(&out, item_tag, 4);
+    assert_true(pos1 > 0);
+    {
+        Buf rest = {out.data + pos1 + 4, out.len - (size_t)pos1 - 4, 0};
+        pos2 = find_bytes(&rest, item_tag, 4);
+        assert_true(pos2 > 0);
+        pos2 += pos1 + 4;
+    }
+    assert_true((size_t)pos2 != second); /* it did move */
+    assert_int_equal(ul_of(mv_file_dataset(back), 0x00041200u), pos1);
+    assert_int_equal(ul_of(mv_file_dataset(back), 0x00041202u), pos2);
+    seq = mv_dataset_find(mv_file_dataset(back), 0x00041220u);
+    assert_non_null(seq);
+    assert_int_equal(mv_element_item_count(seq), 2);
+    assert_int_equal(ul_of(mv_element_item(seq, 0), 0x00041400u), pos2);
+    assert_int_equal(ul_of(mv_element_item(seq, 1), 0x00041400u), 0);
+    mv_file_free(back);
+    buf_free(&out);
+    buf_free(&in);
+    buf_free(&rec1);
+    buf_free(&rec2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1170,6 +1258,7 @@ int main(void)
         cmocka_unit_test(test_new_file_meta),
         cmocka_unit_test(test_meta_follows_dataset_uids),
         cmocka_unit_test(test_dataset_group_length_stays_true),
+        cmocka_unit_test(test_dicomdir_offsets_follow_records),
     };
 
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
