@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "medveil/dicom.h"
+#include "../fuzz/census.h"
 
 /* The caps fuzz/fuzz_read.c reads with. */
 #define RUN_MAX_DEPTH 64
@@ -57,33 +58,6 @@ static int fail_step(const char *fmt, ...)
     return -1;
 }
 
-/* Top-level elements, told apart: group lengths (gggg,0000) outside group 0002, which the
- * writer drops when the encoding changes or the dataset was edited (write.c put_dataset;
- * PS3.5 7.2: they would no longer be true), and all the others, which must survive. */
-typedef struct Census {
-    size_t kept;
-    size_t group_lengths;
-} Census;
-
-static Census census(const MvDataset *ds)
-{
-    Census c = {0, 0};
-
-    for (size_t i = 0; i < mv_dataset_count(ds); i++) {
-        uint32_t tag = mv_element_tag(mv_dataset_at(ds, i));
-        if (MV_TAG_ELEMENT(tag) == 0 && MV_TAG_GROUP(tag) != 0x0002)
-            c.group_lengths++;
-        else
-            c.kept++;
-    }
-    return c;
-}
-
-/* 1 if out holds every element of in, and no group length that in did not have. */
-static int same_census(Census in, Census out)
-{
-    return out.kept == in.kept && out.group_lengths <= in.group_lengths;
-}
 
 static void read_options(MvReadOptions *opts, uint64_t max_inflated)
 {
