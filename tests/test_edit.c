@@ -19,6 +19,7 @@
 /* ---- Hand-made encodings (PS3.5 Section 7) -------------------------------------------- */
 
 #include "dicom_bytes.h"
+#include "dicom_values.h"
 
 /* UID value padded with one NUL to even length (PS3.5 6.2). */
 static void ui_el(Buf *b, uint32_t tag, const char *uid)
@@ -142,14 +143,6 @@ static MvFile *new_file(void)
     return file;
 }
 
-static MvElement *must_find(const MvDataset *ds, uint32_t tag)
-{
-    MvElement *el = mv_dataset_find(ds, tag);
-
-    if (el == NULL)
-        fail_msg("(%04X,%04X) is absent", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF));
-    return el;
-}
 
 static void assert_vr(MvVr got, const char *expected)
 {

@@ -24,6 +24,7 @@
 /* ---- Hand-made encodings (PS3.5 Section 7) -------------------------------------------- */
 
 #include "dicom_bytes.h"
+#include "dicom_values.h"
 
 /* PS3.10 7.1: optional 128-byte preamble and "DICM", then the File Meta Information,
  * explicit VR little endian, led by (0002,0000) UL holding the byte count of the rest of
@@ -108,14 +109,6 @@ static MvStatus read_fails(const Buf *b, const char *name, const MvReadOptions *
     return st;
 }
 
-static MvElement *must_find(const MvDataset *ds, uint32_t tag)
-{
-    MvElement *el = mv_dataset_find(ds, tag);
-
-    if (el == NULL)
-        fail_msg("(%04X,%04X) is absent", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF));
-    return el;
-}
 
 static void assert_vr(MvVr got, const char *expected)
 {
@@ -151,42 +144,9 @@ static void assert_string_of(const MvDataset *ds, uint32_t tag, const char *expe
     free(s);
 }
 
-static uint64_t uint_of(const MvDataset *ds, uint32_t tag, size_t index)
-{
-    uint64_t v = 0;
-    MvError err;
 
-    if (mv_element_uint(ds, must_find(ds, tag), index, &v, &err) != MV_OK)
-        fail_msg("(%04X,%04X)[%zu]: %s", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF), index, err.message);
-    return v;
-}
 
-static int64_t int_of(const MvDataset *ds, uint32_t tag, size_t index)
-{
-    int64_t v = 0;
-    MvError err;
 
-    if (mv_element_int(ds, must_find(ds, tag), index, &v, &err) != MV_OK)
-        fail_msg("(%04X,%04X)[%zu]: %s", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF), index, err.message);
-    return v;
-}
-
-static double double_of(const MvDataset *ds, uint32_t tag, size_t index)
-{
-    double v = 0;
-    MvError err;
-
-    if (mv_element_double(ds, must_find(ds, tag), index, &v, &err) != MV_OK)
-        fail_msg("(%04X,%04X)[%zu]: %s", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF), index, err.message);
-    return v;
-}
-
-/* Doubles compared exactly (all values used are exact in binary), printing both. */
-static void assert_double(double got, double expected)
-{
-    if (got != expected)
-        fail_msg("%.17g != %.17g", got, expected);
-}
 
 static void assert_contains(const char *text, const char *part)
 {

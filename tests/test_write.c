@@ -25,6 +25,7 @@
 /* ---- Hand-made encodings (PS3.5 Section 7) -------------------------------------------- */
 
 #include "dicom_bytes.h"
+#include "dicom_values.h"
 
 static const uint8_t us_512_le[2] = {0x00, 0x02}; /* PS3.5 7.3: 512 = 0x0200, LSB first */
 
@@ -203,14 +204,6 @@ static void assert_has_bytes(const Buf *hay, const void *needle, size_t n)
     }
 }
 
-static MvElement *must_find(const MvDataset *ds, uint32_t tag)
-{
-    MvElement *el = mv_dataset_find(ds, tag);
-
-    if (el == NULL)
-        fail_msg("(%04X,%04X) is absent", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF));
-    return el;
-}
 
 static void assert_vr(MvVr got, const char *expected)
 {
@@ -240,31 +233,8 @@ static void assert_value(const MvElement *el, const void *expected, size_t n)
         assert_memory_equal(v, expected, n);
 }
 
-static uint64_t uint_of(const MvDataset *ds, uint32_t tag, size_t index)
-{
-    uint64_t v = 0;
-    MvError err;
 
-    if (mv_element_uint(ds, must_find(ds, tag), index, &v, &err) != MV_OK)
-        fail_msg("(%04X,%04X)[%zu]: %s", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF), index, err.message);
-    return v;
-}
 
-static double double_of(const MvDataset *ds, uint32_t tag, size_t index)
-{
-    double v = 0;
-    MvError err;
-
-    if (mv_element_double(ds, must_find(ds, tag), index, &v, &err) != MV_OK)
-        fail_msg("(%04X,%04X)[%zu]: %s", (unsigned)(tag >> 16), (unsigned)(tag & 0xFFFF), index, err.message);
-    return v;
-}
-
-static void assert_double(double got, double expected)
-{
-    if (got != expected)
-        fail_msg("%.17g != %.17g", got, expected);
-}
 
 /* Same elements, VRs, values (after byte order is taken into account by the caller: here
  * only for datasets in the same byte order), items and fragments. */
