@@ -20,8 +20,12 @@ set -euo pipefail
 
 readonly PROG=install-deps
 
-readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libjansson-dev libcmocka-dev)
-readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy dicom3tools libgdcm-tools libclang-rt-14-dev)
+readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libjansson-dev libcmocka-dev
+                     libargon2-dev libsqlite3-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev
+                     libtesseract-dev libleptonica-dev tesseract-ocr-eng libpng-dev libp11-kit-dev)
+readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy python3-pil dicom3tools libgdcm-tools libclang-rt-14-dev
+                    softhsm2 opensc sqlite3 rsyslog rsyslog-openssl jing libxml2-utils gnutls-bin
+                    libopenjp2-tools openssl)
 readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom libgdcm-tools time openssl)
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 

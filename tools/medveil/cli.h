@@ -32,6 +32,14 @@ int cmd_keygen(int argc, char **argv);
 void help_keygen(FILE *out);
 int cmd_verify(int argc, char **argv);
 void help_verify(FILE *out);
+int cmd_vault(int argc, char **argv);
+void help_vault(FILE *out);
+int cmd_audit(int argc, char **argv);
+void help_audit(FILE *out);
+int cmd_preview(int argc, char **argv);
+void help_preview(FILE *out);
+int cmd_reidentify(int argc, char **argv);
+void help_reidentify(FILE *out);
 
 /* Prints "medveil CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -51,5 +59,23 @@ int cli_mkdirs(const char *dir);
 /* Creates every missing folder above the file path; remembers, per thread, the last
  * parent made, since files of one folder usually come together. */
 int cli_make_parents(const char *path);
+
+/* The home folder (DESIGN.md): opt when not NULL, else $MEDVEIL_HOME, else ./.medveil. */
+const char *cli_home(const char *opt);
+
+/* One audit event (issue 6). Objects are opaque vault ids or UIDs, never names or IDs. */
+typedef struct CliAuditEvent {
+    const char *action;         /* "vault.put", "vault.get", "deid", "auth.unlock" ... */
+    const char *const *objects; /* may be NULL when n_objects is 0 */
+    size_t n_objects;
+    const char *outcome;        /* "success", "failure" or "denied" */
+    const char *actor;          /* --as; NULL: the OS user */
+    const char *purpose;        /* --purpose; may be NULL */
+    const char *detail;         /* short free text without patient data; may be NULL */
+} CliAuditEvent;
+/* Appends ev durably to the audit log of HOME (creating it on first use). Every command that
+ * reads or changes protected data calls it before reporting success. Returns 0, or -1 after
+ * printing why: the command must then fail with MV_EXIT_SECURITY. */
+int cli_audit(const char *home, const CliAuditEvent *ev);
 
 #endif

@@ -18,12 +18,17 @@ static int cmd_version(int argc, char **argv);
 static void help_version(FILE *out);
 
 static const CliCommand commands[] = {
+    {"audit", "verify, prove and export the tamper-evident audit log", cmd_audit, help_audit},
     {"convert", "rewrite a DICOM file, in another uncompressed transfer syntax or with edits", cmd_convert,
      help_convert},
     {"deid", "de-identify DICOM files and folders (PS3.15 Annex E, keyed pseudonyms)", cmd_deid, help_deid},
     {"dump", "print every element of DICOM files, as text or DICOM JSON", cmd_dump, help_dump},
     {"help", "show help for a subcommand", cmd_help, help_help},
     {"keygen", "make a new random project key for keyed pseudonyms", cmd_keygen, help_keygen},
+    {"preview", "render one frame of a DICOM image to PNG, with detected text boxes", cmd_preview, help_preview},
+    {"reidentify", "restore original values from the Encrypted Attributes Sequence", cmd_reidentify,
+     help_reidentify},
+    {"vault", "keep identified images encrypted: init, put, get, ls, rm, rotate, fsck ...", cmd_vault, help_vault},
     {"verify", "check a de-identification run independently: leaks, UIDs, dates; a score", cmd_verify, help_verify},
     {"version", "print the version", cmd_version, help_version},
 };

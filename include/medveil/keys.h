@@ -1,0 +1,96 @@
+/* Keyring: a versioned key-encryption key (KEK) kept in the home folder (DESIGN.md), unlocked
+ * by a passphrase (Argon2id), a key file or a PKCS#11 token, and the operations other modules
+ * need from it: wrapping and unwrapping data keys, and long-lived named keys (blind-index key,
+ * audit signing key ...) that survive KEK rotation because they are stored wrapped, not derived.
+ * Key material is wiped after use and compared in constant time; nothing here logs a key. */
+#ifndef MEDVEIL_KEYS_H
+#define MEDVEIL_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "medveil/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MV_DEK_BYTES 32 /* AES-256 data keys */
+
+/* How to unlock (or protect, at creation) the KEK. Exactly one source is used:
+ * MV_UNLOCK_PASSPHRASE: secret/secret_len is the passphrase (the caller read it from a file,
+ *   a prompt without echo or $MEDVEIL_PASSPHRASE; never from argv).
+ * MV_UNLOCK_KEYFILE: path names a file of at least 32 random bytes (mode 0600 checked).
+ * MV_UNLOCK_PKCS11: path is the PKCS#11 module (.so), token_label the token, secret the user PIN;
+ *   the KEK is an AES key generated inside the token and never leaves it. */
+typedef enum MvUnlockKind { MV_UNLOCK_PASSPHRASE = 1, MV_UNLOCK_KEYFILE, MV_UNLOCK_PKCS11 } MvUnlockKind;
+
+typedef struct MvUnlock {
+    MvUnlockKind kind;
+    const uint8_t *secret; /* passphrase or PIN; not copied beyond the call */
+    size_t secret_len;
+    const char *path;        /* key file or PKCS#11 module */
+    const char *token_label; /* PKCS#11 only */
+} MvUnlock;
+
+/* Argon2id parameters, stored with the keyring so that they can be tuned per installation. */
+typedef struct MvKdfParams {
+    uint32_t t_cost;      /* passes; default 3 */
+    uint32_t m_cost_kib;  /* memory in KiB; default 65536 */
+    uint32_t parallelism; /* lanes; default 1 */
+} MvKdfParams;
+
+typedef struct MvKeyring MvKeyring;
+
+/* Reads a secret for the CLI: from file `path` when not NULL (trailing newline dropped), else
+ * from the environment variable `env_name` when set, else from the terminal with echo off after
+ * printing `prompt` to stderr. *out is malloc'd (mlock'd where possible); free with mv_secret_free.
+ * MV_ERR_ARG when no source is available (no tty, no file, no variable). */
+MvStatus mv_secret_read(const char *path, const char *env_name, const char *prompt, uint8_t **out,
+                        size_t *out_len, MvError *err);
+void mv_secret_free(uint8_t *secret, size_t len);
+
+/* Creates HOME/keyring (mode 0700) with KEK version 1 protected as `how` says. kdf may be NULL
+ * (defaults). MV_ERR_ARG if a keyring already exists. On success *out is an unlocked keyring. */
+MvStatus mv_keyring_create(const char *home, const MvUnlock *how, const MvKdfParams *kdf, MvKeyring **out,
+                           MvError *err);
+/* Opens and unlocks HOME/keyring. A wrong passphrase, key file or PIN is MV_ERR_DENIED; a damaged
+ * keyring file MV_ERR_INTEGRITY; no keyring MV_ERR_NOTFOUND. */
+MvStatus mv_keyring_open(const char *home, const MvUnlock *how, MvKeyring **out, MvError *err);
+/* Wipes every key held in memory, logs the token out, frees. NULL is accepted. */
+void mv_keyring_close(MvKeyring *kr);
+
+/* The current KEK version (1, 2, ...), and the versions still present (not retired). */
+uint32_t mv_keyring_current_version(const MvKeyring *kr);
+
+/* Wraps a data key under the current KEK. `context` (e.g. an object id) is bound as associated
+ * data: unwrapping with another context fails. *wrapped is malloc'd, *wrapped_len bytes; it
+ * records the KEK version used. */
+MvStatus mv_keyring_wrap(MvKeyring *kr, const uint8_t *key, size_t key_len, const char *context,
+                         uint8_t **wrapped, size_t *wrapped_len, MvError *err);
+/* Unwraps into key[key_len] (which must be the wrapped key's length). MV_ERR_INTEGRITY when the
+ * blob, the context or the KEK version does not match; MV_ERR_NOTFOUND when its KEK version has
+ * been retired. */
+MvStatus mv_keyring_unwrap(MvKeyring *kr, const uint8_t *wrapped, size_t wrapped_len, const char *context,
+                           uint8_t *key, size_t key_len, MvError *err);
+/* The KEK version recorded in a wrapped blob, 0 if malformed. */
+uint32_t mv_keyring_wrapped_version(const uint8_t *wrapped, size_t wrapped_len);
+
+/* A long-lived named key of 32 bytes ("blind-index", "display", "audit-signing-seed" ...): made
+ * at random on first use, stored wrapped under the KEK in the keyring, rewrapped by rotation.
+ * Copies it into out[32]; the caller wipes it. */
+MvStatus mv_keyring_named_key(MvKeyring *kr, const char *name, uint8_t out[32], MvError *err);
+
+/* Rotation: makes KEK version n+1 the current one (protected the same way, or as `how` says when
+ * not NULL) and rewraps the keyring's named keys. Data keys wrapped elsewhere (the vault) are
+ * rewrapped by their owner with mv_keyring_unwrap + mv_keyring_wrap. */
+MvStatus mv_keyring_rotate(MvKeyring *kr, const MvUnlock *how, MvError *err);
+/* Destroys every KEK version older than the current one. The caller must have rewrapped
+ * everything first; afterwards blobs wrapped under those versions are unrecoverable. Fills
+ * *n_retired. */
+MvStatus mv_keyring_retire_old(MvKeyring *kr, unsigned *n_retired, MvError *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
