@@ -123,6 +123,19 @@ def ybr_to_rgb(v, bits):
     return np.clip(np.floor(out + 0.5), 0, mx).astype(np.int64)
 
 
+def same_colour(a, a_pi, b, b_pi, bits):
+    """medveil turns YBR_FULL_422 and lossy YBR JPEG into RGB and keeps YBR_FULL; dcmtk converts
+    lossless YBR_FULL JPEG to RGB too. Where the two differ, the YBR side is converted (PS3.3
+    C.7.6.3.1.2), and the comparison becomes a tolerant one (rounding differs)."""
+    if a_pi == b_pi or a.shape[-1] != 3:
+        return a, b, False
+    if a_pi == 'RGB' and b_pi.startswith('YBR'):
+        return a, ybr_to_rgb(b, bits), True
+    if b_pi == 'RGB' and a_pi.startswith('YBR'):
+        return ybr_to_rgb(a, bits), b, True
+    return a, b, False
+
+
 def compare(name, ours, theirs, lossy):
     if ours.shape != theirs.shape:
         return 'shape %s vs oracle %s' % (ours.shape, theirs.shape)
@@ -172,7 +185,16 @@ def check_decode(path, tmp, label):
         oracle = oracle_native(path, ts, os.path.join(tmp, 'oracle.dcm'))
     if r.returncode != 0:
         msg = r.stderr.decode(errors='replace').strip()
-        if oracle is None or 'not supported' in msg or 'not decoded' in msg:
+        if run([MEDVEIL, 'dump', path]).returncode != 0:
+            # The DICOM reader refuses the file (its own tests cover that); no pixel question.
+            print('%s: skipped (the reader refuses the file)' % label)
+            counts['skipped'] += 1
+        elif 'the attributes say' in msg:
+            # A frame whose codestream contradicts Rows/Columns/Samples: medveil refuses it
+            # (quarantine) where dcmtk decodes it into a buffer of the declared size anyway.
+            print('%s: ok (refused as inconsistent: %s)' % (label, msg[-160:]))
+            counts['passed'] += 1
+        elif oracle is None or 'not supported' in msg or 'not decoded' in msg:
             print('%s: skipped (%s)' % (label, msg[:200]))
             counts['skipped'] += 1
         else:
@@ -190,10 +212,8 @@ def check_decode(path, tmp, label):
         counts['skipped'] += 1
         return
     bits = int(full.BitsStored) if 'BitsStored' in full else int(full.BitsAllocated)
-    # medveil turns YBR_FULL_422 (and lossy YBR JPEG) into RGB; bring the oracle there too.
-    if our_pi == 'RGB' and their_pi.startswith('YBR'):
-        theirs = ybr_to_rgb(theirs, bits)
-    lossy = ts in LOSSY or their_pi != our_pi
+    ours, theirs, converted = same_colour(ours, our_pi, theirs, their_pi, bits)
+    lossy = ts in LOSSY or converted
     problem = compare(label, ours, theirs, lossy)
     if problem:
         fail(label, '%s (%s vs %s)' % (problem, ts, ORACLE.get(ts, 'raw')))
@@ -213,7 +233,8 @@ def make_native(path, arr, bits_stored, signed, photometric, planar=0, ts=Explic
     frames, rows, cols, spp = arr.shape
     ba = 8 if bits_stored <= 8 else 16 if bits_stored <= 16 else 32
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.7'
+    # Multi-frame images get a multi-frame SOP class (GDCM refuses a multi-frame Secondary Capture).
+    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.3.1' if frames > 1 else '1.2.840.10008.5.1.4.1.1.7'
     meta.MediaStorageSOPInstanceUID = '1.2.3.4.%d' % abs(hash(path) % 10**8)
     meta.TransferSyntaxUID = ts
     ds = Dataset()
@@ -358,7 +379,7 @@ def j2k_variant(tmp, label, path, ds):
 
 def check_encode(tmp, label, path):
     """medveil re-encodes a native image; an independent decoder must give back the samples."""
-    want, _ = samples(path)
+    want, pi = samples(path)
     for ts, decoder in ((RLE, 'dcmdrle'), (JPEG_SV1, 'dcmdjpeg'), (JLS, 'dcmdjpls'), (J2K_LL, 'gdcmconv')):
         if decoder == 'gdcmconv' and not HAVE_GDCM:
             continue
@@ -381,8 +402,9 @@ def check_encode(tmp, label, path):
         if r.returncode != 0:
             fail(name, '%s cannot decode what medveil wrote: %s' % (decoder, r.stderr.decode(errors='replace')[:300]))
             continue
-        got, _ = samples(back)
-        problem = compare(name, got, want, False)
+        got, got_pi = samples(back)
+        got, want_c, converted = same_colour(got, got_pi, want, pi, 8)
+        problem = compare(name, got, want_c, converted)
         if problem:
             fail(name, problem + ' (decoded by %s)' % decoder)
         else:

@@ -111,11 +111,9 @@ MvStatus mv__jpeg_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec,
         goto out;
     }
     if (spec->samples == 3) {
-        /* YBR sources: libjpeg converts to RGB. An RGB source is taken at its word unless
-         * the stream itself says it holds YCbCr (JFIF, or an Adobe marker with a transform). */
-        if (strncmp(spec->photometric, "YBR", 3) != 0 && !cinfo.saw_JFIF_marker &&
-            !(cinfo.saw_Adobe_marker && cinfo.Adobe_transform == 1))
-            cinfo.jpeg_color_space = JCS_RGB;
+        /* The DICOM label decides, as dcmtk and pydicom decide: YBR_* is converted to RGB,
+         * RGB is taken as it is stored, even when a JFIF marker claims YCbCr. */
+        cinfo.jpeg_color_space = strncmp(spec->photometric, "YBR", 3) == 0 ? JCS_YCbCr : JCS_RGB;
         info->converted_rgb = cinfo.jpeg_color_space == JCS_YCbCr;
         cinfo.out_color_space = JCS_RGB;
     } else {
