@@ -10,8 +10,8 @@ compared with an independent decode of the same input:
 Lossless syntaxes must agree sample for sample; lossy ones within LOSSY_TOLERANCE on at most
 LOSSY_SHARE of the samples (dcmtk carries its own IJG build, with its own rounding).
 Inputs: synthetic images made here with numpy and pydicom (every bit depth, sign, photometric,
-planar configuration, several frames), compressed with dcmtk's dcmcrle, dcmcjpeg (+e14 / +el,
-process 14 with predictors 1-7, point transform, baseline), dcmcjpls (lossless, near-lossless)
+planar configuration, several frames), compressed with dcmtk's dcmcrle, dcmcjpeg (+e1 SV1,
++el process 14 with predictors 2-7, a point transform, +eb baseline), dcmcjpls (lossless, near-lossless)
 and OpenJPEG's opj_compress; then every image of $MV_CORPUS (skipped, loudly, when absent).
 
 Encoding: each synthetic image is re-encoded by `medveil convert -t` in RLE, JPEG Lossless SV1,
@@ -385,10 +385,11 @@ def compressed_variants(tmp, label, path, bits, pi):
         v.append(('jls', ['dcmcjpls', src]))
         if bits >= 2:
             v.append(('jls-near', ['dcmcjpls', '+en', '+md', '2', src]))
-        v.append(('jpeg-sv1', ['dcmcjpeg', '+el', src]))
-        for pred in (1, 4, 7) if spp == 1 else (6,):
-            v.append(('jpeg-p14-s%d' % pred, ['dcmcjpeg', '+e14', '+sv', str(pred), src]))
-        v.append(('jpeg-p14-pt2', ['dcmcjpeg', '+e14', '+pt', '2', src]))
+        v.append(('jpeg-sv1', ['dcmcjpeg', '+e1', src]))
+        # Every predictor on two layouts (unsigned 12-bit, signed 16-bit); 6 elsewhere.
+        for pred in range(2, 8) if label in ('mono12', 'mono16s') else (6,):
+            v.append(('jpeg-p14-s%d' % pred, ['dcmcjpeg', '+el', '+sv', str(pred), src]))
+        v.append(('jpeg-p14-pt2', ['dcmcjpeg', '+el', '+sv', '1', '+pt', '2', src]))
         if bits == 8 and pi in ('MONOCHROME2', 'RGB', 'YBR_FULL'):
             v.append(('jpeg-baseline', ['dcmcjpeg', '+eb', src]))
     out = []
