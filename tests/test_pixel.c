@@ -352,8 +352,9 @@ static void test_policy_keeps_lossless_syntax(void **state)
 
 /* ---- Frames split over fragments -------------------------------------------------------------- */
 
-/* Two frames of lossless JPEG in three fragments (frame 0 split in two), with and without a
- * Basic Offset Table: both must decode, the second by finding each frame's SOI marker. */
+/* Two frames of lossless JPEG in three fragments (frame 0 split in two): with a Basic
+ * Offset Table, with an Extended Offset Table (7FE0,0001) and an empty BOT, and with no
+ * table at all (each frame found by its SOI marker). All three must decode. */
 static void test_fragments_split(void **state)
 {
     MvImage *image = test_image(10, 12, 2, 1, 8, 8, 0), *back = NULL;
@@ -364,14 +365,14 @@ static void test_fragments_split(void **state)
     (void)state;
     assert_int_equal(mv__jpegll_encode(image, 0, &f0, &l0, &err), MV_OK);
     assert_int_equal(mv__jpegll_encode(image, 1, &f1, &l1, &err), MV_OK);
-    for (int with_bot = 0; with_bot < 2; with_bot++) {
+    for (int with_bot = 0; with_bot < 3; with_bot++) {
         MvFile *file = empty_file(), *again;
         MvPixelEncodeOptions opts;
         size_t half = (l0 / 2) & ~(size_t)1, first_len = half, second_len = l0 - half;
         uint8_t bot[8];
         uint32_t off1 = (uint32_t)(8 + first_len + 8 + second_len + (second_len & 1u));
         const uint8_t *data[4] = {bot, f0, f0 + half, f1};
-        size_t lens[4] = {with_bot ? 8u : 0u, first_len, second_len, l1};
+        size_t lens[4] = {with_bot == 1 ? 8u : 0u, first_len, second_len, l1};
 
         memset(bot, 0, sizeof bot);
         bot[4] = (uint8_t)off1;
@@ -381,6 +382,19 @@ static void test_fragments_split(void **state)
         assert_int_equal(mv_dataset_set_fragments(mv_file_dataset(file), MV_TAG_PIXEL_DATA, MV_VR_OB, data, lens, 4,
                                                   &err), MV_OK);
         assert_int_equal(mv_file_set_transfer_syntax(file, UID_SV1, &err), MV_OK);
+        if (with_bot == 2) {
+            /* PS3.5 A.4: 64-bit offsets (7FE0,0001) and lengths (7FE0,0002). */
+            uint8_t eot[16] = {0}, eot_len[16] = {0};
+            for (int b = 0; b < 4; b++) {
+                eot[8 + b] = (uint8_t)(off1 >> (8 * b));
+                eot_len[b] = (uint8_t)(l0 >> (8 * b));
+                eot_len[8 + b] = (uint8_t)(l1 >> (8 * b));
+            }
+            assert_int_equal(mv_dataset_set_bytes(mv_file_dataset(file), MV_TAG(0x7FE0, 0x0001), MV_VR_OV, eot, 16,
+                                                  &err), MV_OK);
+            assert_int_equal(mv_dataset_set_bytes(mv_file_dataset(file), MV_TAG(0x7FE0, 0x0002), MV_VR_OV, eot_len,
+                                                  16, &err), MV_OK);
+        }
         again = write_and_reopen(file, "split.dcm");
         if (mv_image_decode(again, NULL, &back, &err) != MV_OK)
             fail_msg("with_bot %d: %s", with_bot, err.message);
