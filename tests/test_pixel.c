@@ -601,6 +601,21 @@ static void test_refusals(void **state)
     assert_int_equal(mv_file_set_transfer_syntax(file, UID_RLE, &err), MV_OK);
     assert_int_equal(mv_image_decode(file, NULL, &out, &err), MV_ERR_PARSE);
     assert_null(out);
+    /* 12-bit lossy JPEG: mv_pixel_check sees it in the first frame header (T.81 B.2.2). */
+    {
+        static const uint8_t sof12[] = {0xFF, 0xD8, 0xFF, 0xC1, 0x00, 0x0B, 0x0C, 0x00, 0x04, 0x00,
+                                        0x04, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9, 0x00};
+        const uint8_t *data[2] = {NULL, sof12};
+        size_t lens[2] = {0, sizeof sof12};
+        assert_int_equal(mv_dataset_set_fragments(mv_file_dataset(file), MV_TAG_PIXEL_DATA, MV_VR_NONE, data, lens, 2,
+                                                  &err), MV_OK);
+        assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.840.10008.1.2.4.51", &err), MV_OK);
+        assert_int_equal(mv_pixel_check(file, &err), MV_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.message, "12-bit"));
+        assert_int_equal(mv_dataset_set_uint(mv_file_dataset(file), MV_TAG(0x0028, 0x0008), MV_VR_IS, 1, &err),
+                         MV_OK);
+        assert_int_equal(mv_image_decode(file, NULL, &out, &err), MV_ERR_UNSUPPORTED);
+    }
     mv_file_free(file);
     mv_image_free(image);
 }

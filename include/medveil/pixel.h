@@ -106,7 +106,8 @@ MvStatus mv_image_decode_frame(const MvFile *file, uint32_t frame, const MvPixel
 MvStatus mv_image_describe(const MvFile *file, MvImage **out, MvError *err);
 
 /* MV_OK when file holds pixel data in a syntax and layout this library decodes (checked
- * from the attributes and the transfer syntax only, nothing decoded); otherwise the
+ * from the attributes, the transfer syntax and, for lossy JPEG, the first frame header's
+ * precision; nothing decoded); otherwise the
  * status and message mv_image_decode would give for it (MV_ERR_NOTFOUND without Pixel
  * Data, MV_ERR_UNSUPPORTED naming the syntax ...). Cheap: use it to send a file to
  * quarantine before any work is done. */
