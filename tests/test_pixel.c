@@ -620,6 +620,39 @@ static void test_refusals(void **state)
     mv_image_free(image);
 }
 
+/* ISO 15444-1 A.5.1: a SIZ that tiles a 300x300 image in 1x1 tiles (90000 tile records
+ * for OpenJPEG to allocate) is refused before OpenJPEG reads it; so is a SIZ of another size. */
+static void test_j2k_hostile_tiling(void **state)
+{
+    uint8_t cs[64] = {0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x29, 0x00, 0x00};
+    uint8_t *out = malloc(300 * 300);
+    MvFrameSpec spec = {0};
+    MvFrameInfo info = {0};
+    MvError err;
+
+    (void)state;
+    assert_non_null(out);
+    /* Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz, big-endian 32-bit, from byte 8. */
+    cs[10] = 0x01; cs[11] = 0x2C; /* Xsiz 300 */
+    cs[14] = 0x01; cs[15] = 0x2C; /* Ysiz 300 */
+    cs[27] = 1; /* XTsiz 1 */
+    cs[31] = 1; /* YTsiz 1 */
+    cs[40] = 0x00; cs[41] = 0x01; /* Csiz 1, then Ssiz, XRsiz, YRsiz */
+    cs[42] = 7; cs[43] = 1; cs[44] = 1;
+    spec.rows = spec.columns = 300;
+    spec.samples = 1;
+    spec.bits_allocated = spec.bits_stored = 8;
+    spec.high_bit = 7;
+    spec.bytes = 1;
+    spec.out_size = 300 * 300;
+    spec.photometric = "MONOCHROME2";
+    assert_int_equal(mv__j2k_decode(cs, sizeof cs, &spec, out, &info, &err), MV_ERR_LIMIT);
+    assert_non_null(strstr(err.message, "90000 tiles"));
+    spec.rows = 299;
+    assert_int_equal(mv__j2k_decode(cs, sizeof cs, &spec, out, &info, &err), MV_ERR_PARSE);
+    free(out);
+}
+
 /* PALETTE COLOR: the three LUTs are read with their descriptors. */
 static void test_palette(void **state)
 {
@@ -668,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_jpegll_predictors_and_restarts),
         cmocka_unit_test(test_lossy_written_native_and_marked),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_j2k_hostile_tiling),
         cmocka_unit_test(test_palette),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
