@@ -468,6 +468,14 @@ def check_encode(tmp, label, path):
         got, got_pi = samples(back)
         got, want_c, converted = same_colour(got, got_pi, want, pi, 8)
         problem = compare(name, got, want_c, converted)
+        if problem is None and ts == RLE:
+            # pydicom's own RLE decoder must read medveil's RLE too.
+            theirs = pydicom_samples(pydicom.dcmread(enc))
+            if theirs is None:
+                problem = 'pydicom cannot decode it'
+            else:
+                problem = compare(name, theirs, want, False)
+                decoder += ' and pydicom'
         if problem:
             fail(name, problem + ' (decoded by %s)' % decoder)
         else:
