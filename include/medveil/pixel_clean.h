@@ -110,6 +110,19 @@ int mv_pixel_visual_check(const MvDataset *ds, char *reason, size_t reason_len);
 /* Frees the calling thread's OCR engine (it is otherwise kept for the thread's life). */
 void mv_pixel_ocr_release(void);
 
+/* ---- Reviewer's report ------------------------------------------------------------------ */
+
+typedef struct MvPixelReview MvPixelReview;
+
+MvStatus mv_pixel_review_new(MvPixelReview **out);
+void mv_pixel_review_free(MvPixelReview *review);
+/* A review callback for MvPixelCleanConfig (ctx is the MvPixelReview): keeps a copy of
+ * every report whose pixels changed or that was quarantined; thread-safe. */
+void mv_pixel_review_add(void *ctx, const char *name, const MvPixelReport *report);
+/* Writes the self-contained HTML page (thumbnails as data URIs) to path, atomically and
+ * with mode 0600: it holds identifiers and says so at the top. */
+MvStatus mv_pixel_review_write(MvPixelReview *review, const char *path, MvError *err);
+
 /* ---- Preview ------------------------------------------------------------------------- */
 
 typedef struct MvPixelPreviewOptions {

@@ -87,20 +87,46 @@ void mv__words_free(MvPxWord *words, size_t n)
     free(words);
 }
 
-/* Enlarges by an integer factor with nearest neighbour (text edges stay sharp). */
-static uint8_t *upscale(const uint8_t *gray, int width, int height, int stride, int scale)
+#define PAD 12
+
+/* A copy enlarged by an integer factor (bilinear, so strokes stay smooth for the LSTM
+ * recogniser) inside a border of PAD pixels of the image's edge colour: text touching the
+ * edge of the image is otherwise often misread. */
+static uint8_t *prepare(const uint8_t *gray, int width, int height, int stride, int scale, int *out_w, int *out_h)
 {
-    size_t w = (size_t)width * (size_t)scale, h = (size_t)height * (size_t)scale;
+    size_t w = (size_t)width * (size_t)scale + 2 * PAD, h = (size_t)height * (size_t)scale + 2 * PAD;
     uint8_t *out = malloc(w * h);
+    unsigned hist[256] = {0}, best = 0;
+    uint8_t edge = 0;
 
     if (out == NULL)
         return NULL;
-    for (size_t y = 0; y < h; y++) {
-        const uint8_t *src = gray + (y / (size_t)scale) * (size_t)stride;
-        uint8_t *dst = out + y * w;
-        for (size_t x = 0; x < w; x++)
-            dst[x] = src[x / (size_t)scale];
+    for (int x = 0; x < width; x++) {
+        hist[gray[x]]++;
+        hist[gray[(size_t)(height - 1) * (size_t)stride + (size_t)x]]++;
     }
+    for (int v = 0; v < 256; v++)
+        if (hist[v] > best) {
+            best = hist[v];
+            edge = (uint8_t)v;
+        }
+    memset(out, edge, w * h);
+    for (size_t y = 0; y < (size_t)height * (size_t)scale; y++) {
+        double fy = ((double)y + 0.5) / scale - 0.5;
+        int y0 = fy < 0 ? 0 : (int)fy, y1 = y0 + 1 < height ? y0 + 1 : y0;
+        double wy = fy - y0 < 0 ? 0 : fy - y0;
+        uint8_t *dst = out + (y + PAD) * w + PAD;
+        const uint8_t *r0 = gray + (size_t)y0 * (size_t)stride, *r1 = gray + (size_t)y1 * (size_t)stride;
+        for (size_t x = 0; x < (size_t)width * (size_t)scale; x++) {
+            double fx = ((double)x + 0.5) / scale - 0.5;
+            int x0 = fx < 0 ? 0 : (int)fx, x1 = x0 + 1 < width ? x0 + 1 : x0;
+            double wx = fx - x0 < 0 ? 0 : fx - x0;
+            double top = r0[x0] + (r0[x1] - r0[x0]) * wx, bottom = r1[x0] + (r1[x1] - r1[x0]) * wx;
+            dst[x] = (uint8_t)(top + (bottom - top) * wy + 0.5);
+        }
+    }
+    *out_w = (int)w;
+    *out_h = (int)h;
     return out;
 }
 
@@ -124,13 +150,12 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
                             width, height);
     if (*n > 0)
         line = (*words)[*n - 1].line;
-    if (scale > 1) {
-        big = upscale(gray, width, height, stride, scale);
+    {
+        int bw, bh;
+        big = prepare(gray, width, height, stride, scale, &bw, &bh);
         if (big == NULL)
             return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-        TessBaseAPISetImage(api, big, width * scale, height * scale, 1, width * scale);
-    } else {
-        TessBaseAPISetImage(api, gray, width, height, 1, stride);
+        TessBaseAPISetImage(api, big, bw, bh, 1, bw);
     }
     TessBaseAPISetSourceResolution(api, 300);
     if (TessBaseAPIRecognize(api, NULL) != 0) {
@@ -180,10 +205,18 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
                 st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
                 goto out;
             }
+            left = left > PAD ? left - PAD : 0;
+            top = top > PAD ? top - PAD : 0;
+            right = right > PAD ? right - PAD : 0;
+            bottom = bottom > PAD ? bottom - PAD : 0;
             w->box.x0 = left / scale;
             w->box.y0 = top / scale;
             w->box.x1 = (right + scale - 1) / scale;
             w->box.y1 = (bottom + scale - 1) / scale;
+            if (w->box.x1 > width)
+                w->box.x1 = width;
+            if (w->box.y1 > height)
+                w->box.y1 = height;
             w->conf = conf;
             w->line = line < 0 ? 0 : line;
             (*n)++;
