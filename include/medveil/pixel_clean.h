@@ -71,6 +71,9 @@ void mv_pixel_report_clear(MvPixelReport *report);
 #define MV_PIXEL_SCAN_ALL 4u      /* read the pixels of every image, whatever the header says */
 #define MV_PIXEL_CLEAN 8u         /* clean-pixel-data: rules, OCR, masks, verification */
 #define MV_PIXEL_VISUAL 16u       /* clean-recognizable-visual-features: report and quarantine */
+/* For tests of the verification only: OCR boxes are recorded but never filled, so every
+ * identifier stays readable and the file must go to quarantine. */
+#define MV_PIXEL_TEST_BROKEN_MASKS 32u
 
 typedef struct MvPixelCleanConfig {
     const MvPixelRules *rules; /* NULL: the starter set */

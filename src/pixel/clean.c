@@ -159,7 +159,13 @@ MvStatus mv__read_frame(MvPxScan *sc, uint32_t frame, MvPxFound *hits, MvError *
             return st;
         }
         mv__match_words(sc->ids, words, n, sc->all_text);
-        hits->n_words_read += n;
+        for (size_t i = 0; i < n; i++) {
+            /* A word that could carry meaning: two letters or digits read with some confidence. */
+            size_t alnum = 0;
+            for (const char *p = words[i].text; *p != '\0'; p++)
+                alnum += (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z');
+            hits->n_words_read += alnum >= 2 && words[i].conf >= 50;
+        }
         for (size_t i = 0; i < n && st == MV_OK; i++) {
             if ((words[i].kind == 0 && !sc->keep_all) || known_box(hits, &words[i].box, words[i].text))
                 continue;
@@ -357,11 +363,14 @@ static void quarantine(MvPixelReport *rep, const char *fmt, ...)
 }
 
 /* Masks every not yet masked box of hits (plus the margin) on every frame. */
-static void apply_masks(MvImage *img, MvPxFound *hits, size_t from, int margin, const int64_t black[3])
+static void apply_masks(MvImage *img, MvPxFound *hits, size_t from, int margin, const int64_t black[3],
+                        unsigned flags)
 {
     for (size_t i = from; i < hits->n; i++) {
         MvPixelBox *k = &hits->boxes[i];
         MvPxBox b = {k->x, k->y, k->x + k->width, k->y + k->height};
+        if (k->source == MV_BOX_OCR && (flags & MV_PIXEL_TEST_BROKEN_MASKS))
+            continue;
         if (k->source == MV_BOX_OCR)
             b = mv__box_grow(b, margin + k->height / 5, (int)img->columns, (int)img->rows);
         mv__fill_box(img, &b, black);
@@ -475,7 +484,7 @@ MvStatus mv_pixel_clean_file(const MvPixelCleanConfig *cfg_in, MvFile *file, MvP
 
     /* Pass 1: rule regions, then what OCR finds on the original pixels. */
     t0 = now_ms();
-    apply_masks(img, &found, 0, margin, black);
+    apply_masks(img, &found, 0, margin, black, cfg->flags);
     first_ocr = found.n;
     for (size_t i = 0; i < n_sampled; i++)
         if ((st = mv__read_frame(&sc, frames[i], &found, err)) != MV_OK)
@@ -485,7 +494,7 @@ MvStatus mv_pixel_clean_file(const MvPixelCleanConfig *cfg_in, MvFile *file, MvP
         quarantine(rep, "Burned In Annotation is YES but no text could be read, so it cannot be located");
         goto review;
     }
-    apply_masks(img, &found, first_ocr, margin, black);
+    apply_masks(img, &found, first_ocr, margin, black, cfg->flags);
 
     /* Verification: read the masked frames again. Identifiers found then are masked and
      * the frames read once more; anything still readable after that sends the file to
@@ -512,7 +521,7 @@ MvStatus mv_pixel_clean_file(const MvPixelCleanConfig *cfg_in, MvFile *file, MvP
             mv_wipe(again.boxes, again.cap * sizeof *again.boxes);
         free(again.boxes);
         if (st == MV_OK && !rep->quarantine)
-            apply_masks(img, &found, from, margin, black);
+            apply_masks(img, &found, from, margin, black, cfg->flags);
         if (n_ids == 0)
             break;
     }
