@@ -349,9 +349,8 @@ out:
     rule_clear(&rule);
     if (st != MV_OK) {
         /* A failed load leaves the set as it was. */
-        MvPixelRules tail = {rules->rules + n_before, rules->n_rules - n_before};
-        for (size_t i = 0; i < tail.n_rules; i++)
-            rule_clear(&tail.rules[i]);
+        for (size_t i = n_before; i < rules->n_rules; i++)
+            rule_clear(&rules->rules[i]);
         rules->n_rules = n_before;
     }
     return st;
