@@ -76,8 +76,8 @@ def canon(text):
 
 
 def oracle_text(path):
-    """What tesseract reads in a rendering of path made by dcmtk (else pydicom + PIL), at
-    three times the size: as rendered, inverted, and only its brightest levels (text is
+    """What tesseract reads in a rendering of path made by dcmtk (else pydicom + PIL),
+    enlarged to about 1500-2200 pixels a side: as rendered, inverted, and only its brightest levels (text is
     usually drawn at the top of the range; tesseract misses it on a busy background)."""
     png = os.path.join(work, 'oracle.png')
     img = None
@@ -95,7 +95,9 @@ def oracle_text(path):
         lo, hi = a.min(), a.max()
         a = (a - lo) * (255.0 / (hi - lo if hi > lo else 1))
         img = Image.fromarray(a.astype(np.uint8))
-    img = img.resize((img.width * 3, img.height * 3), Image.BILINEAR)
+    side = max(img.width, img.height)
+    scale = 3 if side <= 800 else 2 if side <= 1400 else 1
+    img = img.resize((img.width * scale, img.height * scale), Image.BILINEAR)
     text = ''
     for variant in (img, Image.eval(img, lambda v: 255 - v), img.point(lambda v: 0 if v >= 245 else 255)):
         variant.save(png)

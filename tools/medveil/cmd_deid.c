@@ -598,6 +598,8 @@ int cmd_deid(int argc, char **argv)
         rc = cli_usage_error("deid", "no INPUT given");
         goto out;
     }
+    if (mv_deid_config_options(run.cfg) & MV_OPT_CLEAN_PIXEL_DATA)
+        cli_pixel_env(); /* nothing has been done yet: a re-execution is harmless */
     if (pixel_only_opts && !(mv_deid_config_options(run.cfg) & MV_OPT_CLEAN_PIXEL_DATA)) {
         rc = cli_usage_error("deid", "--pixel-rules, --no-starter-rules, --mask-all-text and --scan-all-pixels "
                                      "need --option clean-pixel-data");

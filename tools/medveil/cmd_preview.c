@@ -112,6 +112,8 @@ int cmd_preview(int argc, char **argv)
         rc = cli_usage_error("preview", "needs -o OUT.png");
         goto out;
     }
+    if (opts.boxes)
+        cli_pixel_env();
     opts.frame = (size_t)(frame - 1);
     opts.rules = rules;
     if (mv_file_open(argv[optind], NULL, &file, &err) != MV_OK) {
