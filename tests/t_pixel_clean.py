@@ -75,14 +75,19 @@ def canon(text):
     return re.sub(r'[^0-9a-z]', '', text.lower()).translate(table)
 
 
-def oracle_text(path):
+def oracle_text(path, n_frames=1):
+    return '\n'.join(oracle_frame(path, f) for f in range(1, n_frames + 1))
+
+
+def oracle_frame(path, frame):
     """What tesseract reads in a rendering of path made by dcmtk (else pydicom + PIL),
     enlarged to about 1500-2200 pixels a side: as rendered, inverted, and only its brightest levels (text is
     usually drawn at the top of the range; tesseract misses it on a busy background)."""
     png = os.path.join(work, 'oracle.png')
     img = None
     if shutil.which('dcmj2pnm'):
-        r = subprocess.run(['dcmj2pnm', '+on', '+Wm', '--write-png', path, png], capture_output=True)
+        r = subprocess.run(['dcmj2pnm', '+on', '+Wm', '+F', str(frame), '--write-png', path, png],
+                           capture_output=True)
         if r.returncode == 0:
             img = Image.open(png).convert('L')
     if img is None:
@@ -91,7 +96,7 @@ def oracle_text(path):
         if a.ndim == 3 and a.shape[-1] == 3:
             a = a.mean(axis=2)
         elif a.ndim == 3:
-            a = a[0]
+            a = a[frame - 1]
         lo, hi = a.min(), a.max()
         a = (a - lo) * (255.0 / (hi - lo if hi > lo else 1))
         img = Image.fromarray(a.astype(np.uint8))
@@ -190,13 +195,13 @@ print('     corpus: %d released, %d quarantined' % (released, quarantined))
 
 # ---- 2. synthetic name in a corpus image ---------------------------------------------------
 ct_src = os.path.join(CORPUS, 'github-fo-dicom', 'Tests', 'FO-DICOM.Benchmark', 'Data', 'ct.dcm')
-if not os.path.exists(ct_src):
-    check('synthetic: the corpus CT image is present', False, ct_src)
-else:
-    ds = pydicom.dcmread(ct_src)
-    arr = ds.pixel_array.copy()
-    hi = int(arr.max())
-    canvas = Image.new('L', (arr.shape[1], 90), 0)
+rgb_src = os.path.join(CORPUS, 'github-presidio', 'presidio-image-redactor', 'tests', 'test_data', 'RGB_ORIGINAL.dcm')
+SYN_IDS = {canon(i) for i in ('quartermaine', 'zygmunt', '8675309123')}
+
+
+def text_layer(width):
+    """A boolean mask of three lines of identifiers drawn with PIL (90 rows x width)."""
+    canvas = Image.new('L', (width, 90), 0)
     draw = ImageDraw.Draw(canvas)
     font = None
     for f in ('/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
@@ -204,68 +209,124 @@ else:
         if os.path.exists(f):
             font = ImageFont.truetype(f, 18)
             break
-    lines = ['QUARTERMAINE^ZYGMUNT', 'ID 8675309123', 'DOB 14/03/1961']
+    lines = ['QUARTERMAINE ZYGMUNT', 'ID 8675309123', 'DOB 14/03/1961']
     if font is not None:
         for k, line in enumerate(lines):
-            draw.text((8, 4 + 28 * k), line.replace('^', ' '), fill=255, font=font)
+            draw.text((8, 4 + 28 * k), line, fill=255, font=font)
     else:
-        small = Image.new('L', (arr.shape[1] // 2, 45), 0)
+        small = Image.new('L', (width // 2, 45), 0)
         d2 = ImageDraw.Draw(small)
         for k, line in enumerate(lines):
-            d2.text((4, 2 + 14 * k), line.replace('^', ' '), fill=255)
+            d2.text((4, 2 + 14 * k), line, fill=255)
         canvas = small.resize((small.width * 2, small.height * 2), Image.NEAREST)
-    text = np.array(canvas) > 127
-    arr[:text.shape[0], :text.shape[1]][text] = hi
-    ds.PixelData = arr.astype(arr.dtype).tobytes()
+    return np.array(canvas) > 127
+
+
+def make_synthetic(kind, path):
+    """Writes (pydicom) a corpus image with the identifiers drawn in: 'ct' a 16-bit signed CT,
+    'rgb' an RGB secondary capture with yellow text, 'frames' three 8-bit frames of the CT."""
+    if kind == 'rgb':
+        ds = pydicom.dcmread(rgb_src)
+        arr = ds.pixel_array.copy()
+        t = text_layer(arr.shape[1])
+        arr[:t.shape[0], :t.shape[1]][t] = (255, 220, 0)
+        ds.PlanarConfiguration = 0
+    else:
+        ds = pydicom.dcmread(ct_src)
+        arr = ds.pixel_array.copy()
+        t = text_layer(arr.shape[1])
+        if kind == 'ct':
+            arr[:t.shape[0], :t.shape[1]][t] = int(arr.max())
+        else:
+            a = arr.astype(np.float64)
+            a = ((a - a.min()) * (200.0 / max(1.0, a.max() - a.min()))).astype(np.uint8)
+            frames = np.stack([np.roll(a, 7 * k, axis=1) for k in range(3)])
+            frames[:, :t.shape[0], :t.shape[1]][:, t] = 255
+            arr = frames
+            ds.NumberOfFrames = 3
+            ds.BitsAllocated = ds.BitsStored = 8
+            ds.HighBit = 7
+            ds.PixelRepresentation = 0
+            for kw in ('RescaleIntercept', 'RescaleSlope', 'WindowCenter', 'WindowWidth', 'SmallestImagePixelValue',
+                       'LargestImagePixelValue'):
+                if kw in ds:
+                    delattr(ds, kw)
+    ds.PixelData = arr.tobytes()
     ds.PatientName = 'QUARTERMAINE^ZYGMUNT'
     ds.PatientID = '8675309123'
     ds.PatientBirthDate = '19610314'
     ds.BurnedInAnnotation = 'YES'
-    syn_in = os.path.join(work, 'syn-in')
+    ds.save_as(path, write_like_original=False)
+
+
+def synthetic_case(kind):
+    src = rgb_src if kind == 'rgb' else ct_src
+    if not os.path.exists(src):
+        check('synthetic %s: the corpus image is present' % kind, False, src)
+        return None
+    syn_in = os.path.join(work, 'syn-%s' % kind)
     os.makedirs(syn_in)
     syn = os.path.join(syn_in, 'synthetic.dcm')
-    ds.save_as(syn, write_like_original=False)
-    ids = {'quartermaine', 'zygmunt', '8675309123'}
-    ids = {canon(i) for i in ids}
-    seen = readable(ids, oracle_text(syn))
-    check('synthetic: the oracle reads the drawn identifiers in the input', len(seen) >= 2, str(seen))
-    review = os.path.join(work, 'syn-review.html')
-    syn_out = os.path.join(work, 'syn-out')
-    rc, _, err = run(['deid', '--quiet', '--option', 'clean-pixel-data', '--review', review, syn_in,
-                      '-o', syn_out])
-    o = os.path.join(syn_out, 'syn-in', 'synthetic.dcm')
-    check('synthetic: released (exit 0)', rc == 0 and os.path.exists(o), err[-1500:])
-    if os.path.exists(o):
-        left = readable(ids, oracle_text(o))
-        check('synthetic: no drawn identifier readable after cleaning', not left, str(left))
-        out_ds = pydicom.dcmread(o)
-        check('synthetic: Burned In Annotation NO', str(out_ds.get('BurnedInAnnotation', '')) == 'NO')
-        check('synthetic: 113101 in the method codes', '113101' in method_codes(out_ds))
-        b = out_ds.pixel_array
-        changed = b != pydicom.dcmread(syn).pixel_array
-        html = open(review).read()
-        boxes = [tuple(map(int, m)) for m in
-                 re.findall(r'<tr><td>(\d+),(\d+) (\d+)&times;(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td>'
-                            r'<td>yes</td>', html)]
-        allowed = np.zeros_like(changed)
-        for x, y, w, h in boxes:
-            m = 4 + h // 5 + 1  # the margin of docs/pixel-clean.md, plus rounding
-            allowed[max(0, y - m):y + h + m, max(0, x - m):x + w + m] = True
-        check('synthetic: the review lists masked boxes', len(boxes) >= 2, str(len(boxes)))
-        check('synthetic: some pixels were masked', bool(changed.any()))
-        check('synthetic: every pixel outside the masks is bit-identical', not (changed & ~allowed).any(),
-              '%d pixels changed outside' % int((changed & ~allowed).sum()))
-        check('synthetic: review page is mode 0600', stat.S_IMODE(os.stat(review).st_mode) == 0o600)
-        check('synthetic: review page says it holds identifiers', 'REVIEWER-ONLY' in html and
-              'data:image/png;base64,' in html)
+    make_synthetic(kind, syn)
+    n_frames = 3 if kind == 'frames' else 1
+    seen = readable(SYN_IDS, oracle_text(syn, n_frames))
+    check('synthetic %s: the oracle reads the drawn identifiers in the input' % kind, len(seen) >= 2, str(seen))
+    review = os.path.join(work, 'syn-%s-review.html' % kind)
+    syn_out = os.path.join(work, 'syn-%s-out' % kind)
+    rc, _, err = run(['deid', '--quiet', '--option', 'clean-pixel-data', '--review', review, syn_in, '-o', syn_out])
+    o = os.path.join(syn_out, os.path.basename(syn_in), 'synthetic.dcm')
+    check('synthetic %s: released (exit 0)' % kind, rc == 0 and os.path.exists(o), err[-1500:])
+    if not os.path.exists(o):
+        return syn
+    left = readable(SYN_IDS, oracle_text(o, n_frames))
+    check('synthetic %s: no drawn identifier readable after cleaning (every frame)' % kind, not left, str(left))
+    out_ds = pydicom.dcmread(o)
+    check('synthetic %s: Burned In Annotation NO' % kind, str(out_ds.get('BurnedInAnnotation', '')) == 'NO')
+    check('synthetic %s: 113101 in the method codes' % kind, '113101' in method_codes(out_ds))
+    after, before = out_ds.pixel_array, pydicom.dcmread(syn).pixel_array
+    check('synthetic %s: same shape and type after cleaning' % kind,
+          after.shape == before.shape and after.dtype == before.dtype, '%s %s' % (after.shape, before.shape))
+    if after.shape != before.shape:
+        return syn
+    changed = after != before
+    if kind == 'rgb':
+        changed = changed.any(axis=2)
+    per_frame = changed if kind == 'frames' else changed[np.newaxis]
+    html = open(review).read()
+    boxes = [tuple(map(int, m)) for m in
+             re.findall(r'<tr><td>(\d+),(\d+) (\d+)&times;(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td>'
+                        r'<td>yes</td>', html)]
+    allowed = np.zeros(per_frame.shape[1:], dtype=bool)
+    for x, y, w, h in boxes:
+        m = 4 + h // 5 + 1  # the margin of docs/pixel-clean.md, plus rounding
+        allowed[max(0, y - m):y + h + m, max(0, x - m):x + w + m] = True
+    check('synthetic %s: the review lists masked boxes' % kind, len(boxes) >= 2, str(len(boxes)))
+    check('synthetic %s: pixels were masked on every frame' % kind, all(f.any() for f in per_frame))
+    outside = int(sum((f & ~allowed).sum() for f in per_frame))
+    check('synthetic %s: every pixel outside the masks is bit-identical' % kind, outside == 0,
+          '%d pixels changed outside' % outside)
+    if kind == 'rgb':
+        masked = after[per_frame[0]]
+        check('synthetic rgb: masks are black', bool((masked == 0).all()))
+    check('synthetic %s: review page is mode 0600' % kind, stat.S_IMODE(os.stat(review).st_mode) == 0o600)
+    check('synthetic %s: review page says it holds identifiers' % kind,
+          'REVIEWER-ONLY' in html and 'data:image/png;base64,' in html)
+    return syn
+
+
+syn = synthetic_case('ct')
+synthetic_case('rgb')
+synthetic_case('frames')
+if syn is not None:
+    syn_in = os.path.dirname(syn)
     rc, _, err = run(['deid', '--quiet', '--option', 'clean-pixel-data', syn_in, '-o',
                       os.path.join(work, 'broken-out')], env={'MEDVEIL_TEST_BROKEN_MASKS': '1'})
-    reason = os.path.join(work, 'broken-out-quarantine', 'syn-in', 'synthetic.dcm.reason')
+    reason = os.path.join(work, 'broken-out-quarantine', 'syn-ct', 'synthetic.dcm.reason')
     check('synthetic: broken masks are caught by the verification (exit 1, quarantined)',
           rc == 1 and os.path.exists(reason) and 'still readable' in open(reason).read(), err[-800:])
     check('synthetic: nothing released with broken masks',
-          not os.path.exists(os.path.join(work, 'broken-out', 'syn-in', 'synthetic.dcm')))
-
+          not os.path.exists(os.path.join(work, 'broken-out', 'syn-ct', 'synthetic.dcm')))
+if os.path.exists(ct_src):
     # ---- 3. not decoded when nothing needs it ------------------------------------------------
     ds = pydicom.dcmread(ct_src)
     ds.BurnedInAnnotation = 'NO'
