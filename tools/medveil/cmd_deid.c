@@ -93,7 +93,7 @@ void help_deid(FILE *out)
             "      --scan-all-pixels    read every image, whatever its header says\n"
             "      --review FILE.html   a reviewer-only page (mode 0600, holds identifiers) with\n"
             "                           before/after thumbnails of every image whose pixels\n"
-            "                           changed or that was quarantined by a pixel reason"
+            "                           changed or that was quarantined by a pixel reason\n"
             "  -r, --recipe FILE        rules that override the profile (docs/recipes.md);\n"
             "                           repeatable, later files win\n"
             "      --safe-private FILE  more safe private attributes, lines CREATOR,GGGG,EE\n"
