@@ -683,8 +683,13 @@ static MvStatus decode_one(const Source *src, const size_t *starts, uint32_t fra
     normalise(out, &src->spec, shift);
     /* Colour: native and RLE YBR_FULL_422 were expanded to full resolution YBR; decoders
      * that already produced RGB say so. */
-    if (image->converted_color && !info.converted_rgb && src->spec.samples == 3)
+    if (src->syntax->codec == CODEC_JPEG) {
+        /* libjpeg converts what the stream says is YCbCr, whatever the label: the buffer is RGB. */
+        if (info.converted_rgb)
+            image->converted_color = 1;
+    } else if (image->converted_color && !info.converted_rgb && src->spec.samples == 3) {
         ybr_to_rgb(out, &src->spec);
+    }
     return MV_OK;
 }
 
