@@ -209,15 +209,20 @@ static int str_in(const char *v, const char *const *list)
 
 static int image_type_has(const MvDataset *ds, const char *const *words)
 {
-    char *v = NULL, *save = NULL;
+    char *v = NULL;
     int hit = 0;
 
     if (mv_dataset_get_string(ds, MV_TAG(0x0008, 0x0008), &v, NULL) != MV_OK) {
         free(v);
         return 0;
     }
-    for (char *tok = strtok_r(v, "\\", &save); tok != NULL && !hit; tok = strtok_r(NULL, "\\", &save))
+    for (char *tok = v; tok != NULL && !hit;) {
+        char *next = strchr(tok, '\\');
+        if (next != NULL)
+            *next++ = '\0';
         hit = str_in(tok, words);
+        tok = next;
+    }
     free(v);
     return hit;
 }

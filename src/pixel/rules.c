@@ -179,12 +179,21 @@ static MvStatus parse_mask(const Parser *ps, MvPxRule *rule, char *rest)
     size_t n = 0;
     MvPxRegion region;
     MvPxRegion *grown;
-    char *save = NULL;
+    char *p = rest;
 
-    for (char *tok = strtok_r(rest, " \t,", &save); tok != NULL; tok = strtok_r(NULL, " \t,", &save)) {
+    /* Fields separated by blanks and/or commas. */
+    for (;;) {
+        size_t len;
+        p += strspn(p, " \t,");
+        if (*p == '\0')
+            break;
+        len = strcspn(p, " \t,");
         if (n == 5)
             return perr(ps, "'mask' takes four values: X Y WIDTH HEIGHT");
-        fields[n++] = tok;
+        fields[n++] = p;
+        p += len;
+        if (*p != '\0')
+            *p++ = '\0';
     }
     if (n != 4)
         return perr(ps, "'mask' takes four values: X Y WIDTH HEIGHT");
@@ -450,10 +459,12 @@ static int cond_matches(const MvDataset *ds, const MvPxCond *cond)
     case MV_PX_GLOB: hit = text != NULL && fnmatch(cond->value, text, FNM_CASEFOLD) == 0; break;
     case MV_PX_CONTAINS:
         /* One of the backslash-separated values equals the given one. */
-        if (text != NULL) {
-            char *save = NULL;
-            for (char *v = strtok_r(text, "\\", &save); v != NULL && !hit; v = strtok_r(NULL, "\\", &save))
-                hit = strcasecmp(trim(v), cond->value) == 0;
+        for (char *v = text; v != NULL && !hit;) {
+            char *next = strchr(v, '\\');
+            if (next != NULL)
+                *next++ = '\0';
+            hit = strcasecmp(trim(v), cond->value) == 0;
+            v = next;
         }
         break;
     case MV_PX_GE:
