@@ -77,11 +77,11 @@ d=pydicom.dcmread(sys.argv[1],stop_before_pixels=True,force=True)
 print('%sx%s %s' % (d.get('Columns','?'), d.get('Rows','?'), d.get('NumberOfFrames',1) or 1))" "$img" 2>/dev/null || echo '? ?')
     h=$(best "$medveil" deid --quiet -j 1 "$work/in" -o "$work/o")
     p=$(best "$medveil" deid --quiet -j 1 --option clean-pixel-data --scan-all-pixels "$work/in" -o "$work/o")
-    rm -rf "$work/o" "$work/o-quarantine"
+    rm -rf "$work/o" "$work/o-quarantine" "$work/r.html"
     "$medveil" deid --quiet -j 1 --option clean-pixel-data --scan-all-pixels --mask-all-text \
         --review "$work/r.html" "$work/in" -o "$work/o" >/dev/null 2>&1
     split=$(sed -n 's/.*decode \([0-9]*\) ms, OCR \([0-9]*\) ms, verification \([0-9]*\) ms, encode \([0-9]*\) ms.*/\1 \2 \3 \4/p' \
-        "$work/r.html" | head -1)
+        "$work/r.html" 2>/dev/null | head -1)
     [ -n "$split" ] || split='- - - -'
     if [ -e "$work/o/in/x.dcm" ]; then outcome=released; else outcome=quarantined; fi
     # shellcheck disable=SC2086
