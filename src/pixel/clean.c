@@ -264,7 +264,8 @@ static int decide(const MvPixelCleanConfig *cfg, const MvPixelRules *rules, cons
     mv_dataset_get_string(ds, MV_TAG(0x0028, 0x0301), &burned, NULL);
     mv_dataset_get_string(ds, MV_TAG(0x0008, 0x0060), &modality, NULL);
     mv_dataset_get_string(ds, MV_TAG(0x0008, 0x0016), &sop, NULL);
-    *burned_yes = burned != NULL && strcmp(burned, "YES") == 0;
+    /* As the engine does without the option: any value but NO (or empty) means burned-in text. */
+    *burned_yes = burned != NULL && burned[0] != '\0' && strcmp(burned, "NO") != 0;
     if (masks || scan) {
         snprintf(rep->decision, sizeof rep->decision, "a pixel rule %s", masks ? "masks regions" : "asks for OCR");
         result = DECIDE_SCAN;
@@ -272,12 +273,12 @@ static int decide(const MvPixelCleanConfig *cfg, const MvPixelRules *rules, cons
         snprintf(rep->decision, sizeof rep->decision, "every image is read (scan-all)");
         result = DECIDE_SCAN;
     } else if (*burned_yes) {
-        snprintf(rep->decision, sizeof rep->decision, "Burned In Annotation is YES");
+        snprintf(rep->decision, sizeof rep->decision, "Burned In Annotation is not NO");
         result = DECIDE_SCAN;
     } else if (skip) {
         snprintf(rep->decision, sizeof rep->decision, "a pixel rule says skip");
         result = DECIDE_SKIP;
-    } else if (burned != NULL && strcmp(burned, "NO") == 0) {
+    } else if (burned != NULL && burned[0] != '\0') {
         snprintf(rep->decision, sizeof rep->decision, "Burned In Annotation is NO");
         result = DECIDE_SKIP;
     } else if ((modality != NULL && str_in(modality, risky_modalities)) ||
@@ -496,7 +497,7 @@ MvStatus mv_pixel_clean_file(const MvPixelCleanConfig *cfg_in, MvFile *file, MvP
             goto out;
     rep->ocr_ms = now_ms() - t0;
     if (burned_yes && found.n_words_read == 0 && first_ocr == 0) {
-        quarantine(rep, "Burned In Annotation is YES but no text could be read, so it cannot be located");
+        quarantine(rep, "Burned In Annotation is not NO but no text could be read, so it cannot be located");
         goto review;
     }
     apply_masks(img, &found, first_ocr, margin, black, cfg->flags);
