@@ -13,6 +13,9 @@
 /* Words under this confidence (0-100) are noise from edges and textures. */
 #define MIN_CONFIDENCE 30.0f
 #define MAX_OCR_PIXELS (16u << 20)
+/* Larger renderings are reduced before OCR (burned-in text on such images is large). */
+#define MAX_OCR_SIDE 3000
+#define REDUCED_SIDE 2500
 
 static pthread_key_t engine_key;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -130,6 +133,40 @@ static uint8_t *prepare(const uint8_t *gray, int width, int height, int stride, 
     return out;
 }
 
+/* OCR of a copy reduced by an integer factor (box filter), boxes mapped back. */
+static MvStatus ocr_reduced(const uint8_t *gray, int width, int height, int stride, MvPxWord **words, size_t *n,
+                            size_t *cap, MvError *err)
+{
+    int side = width > height ? width : height, f = (side + REDUCED_SIDE - 1) / REDUCED_SIDE;
+    int rw = (width + f - 1) / f, rh = (height + f - 1) / f;
+    uint8_t *small = malloc((size_t)rw * (size_t)rh);
+    size_t first = *n;
+    MvStatus st;
+
+    if (small == NULL)
+        return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    for (int y = 0; y < rh; y++)
+        for (int x = 0; x < rw; x++) {
+            unsigned sum = 0, cnt = 0;
+            for (int dy = 0; dy < f && y * f + dy < height; dy++)
+                for (int dx = 0; dx < f && x * f + dx < width; dx++) {
+                    sum += gray[(size_t)(y * f + dy) * (size_t)stride + (size_t)(x * f + dx)];
+                    cnt++;
+                }
+            small[(size_t)y * (size_t)rw + (size_t)x] = (uint8_t)(sum / cnt);
+        }
+    st = mv__ocr_gray(small, rw, rh, rw, 1, words, n, cap, err);
+    free(small);
+    for (size_t i = first; i < *n; i++) {
+        MvPxBox *b = &(*words)[i].box;
+        b->x0 *= f;
+        b->y0 *= f;
+        b->x1 = b->x1 * f > width ? width : b->x1 * f;
+        b->y1 = b->y1 * f > height ? height : b->y1 * f;
+    }
+    return st;
+}
+
 MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, int scale, MvPxWord **words,
                       size_t *n, size_t *cap, MvError *err)
 {
@@ -141,6 +178,8 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
 
     if (api == NULL)
         return err != NULL ? err->code : MV_ERR_UNSUPPORTED;
+    if (width > MAX_OCR_SIDE || height > MAX_OCR_SIDE)
+        return ocr_reduced(gray, width, height, stride, words, n, cap, err);
     if (scale < 1)
         scale = 1;
     if (width < 1 || height < 1 || (size_t)width * (size_t)height * (size_t)scale * (size_t)scale > MAX_OCR_PIXELS)
