@@ -164,8 +164,17 @@ for i, p in enumerate(files):
     originals[name] = p
 out = os.path.join(work, 'corpus-out')
 rc, _, err = run(['deid', '--quiet', '-j', '2', '--option', 'clean-pixel-data', '--review',
-                  os.path.join(work, 'corpus-review.html'), inp, '-o', out])
+                  os.path.join(work, 'corpus-review.html'), '--report', os.path.join(work, 'corpus.json'), inp,
+                  '-o', out])
 check('corpus: deid ran (exit 0 or 1)', rc in (0, 1), err[-2000:])
+try:
+    import json
+    rep = json.load(open(os.path.join(work, 'corpus.json')))
+    px = [f.get('pixel') for f in rep['files'] if f['status'] == 'deidentified']
+    check('corpus: the JSON report says for every released file whether its pixels were read, and why',
+          bool(px) and all(p is not None and p['decision'] and 'read' in p for p in px), str(px)[:500])
+except (OSError, ValueError, KeyError) as e:
+    check('corpus: the JSON report is readable', False, str(e))
 released = quarantined = 0
 for name, src in sorted(originals.items()):
     try:

@@ -79,9 +79,10 @@ typedef struct MvPixelCleanConfig {
     const MvPixelRules *rules; /* NULL: the starter set */
     unsigned flags;            /* MV_PIXEL_* */
     int margin;                /* pixels added around every OCR box; 0 = the default (4) */
-    /* Called once per file that was scanned, quarantined by a pixel reason, or changed,
-     * with the report (valid during the call only). May be called from several threads
-     * at once: the callee locks. The report holds identifiers: reviewer-only. */
+    /* Called once per file that clean-pixel-data looked at (read or not: see scanned and
+     * decision) or that a pixel reason quarantined, with the report (valid during the call
+     * only), from the thread that cleans the file; several threads may call at once: the
+     * callee locks. The report holds identifiers: reviewer-only. */
     void (*review)(void *ctx, const char *name, const MvPixelReport *report);
     void *review_ctx;
 } MvPixelCleanConfig;
@@ -120,7 +121,8 @@ typedef struct MvPixelReview MvPixelReview;
 MvStatus mv_pixel_review_new(MvPixelReview **out);
 void mv_pixel_review_free(MvPixelReview *review);
 /* A review callback for MvPixelCleanConfig (ctx is the MvPixelReview): keeps a copy of
- * every report whose pixels changed or that was quarantined; thread-safe. */
+ * every report whose pixels changed or that was quarantined, counts the files read and
+ * found clean, ignores the files not read; thread-safe. */
 void mv_pixel_review_add(void *ctx, const char *name, const MvPixelReport *report);
 /* Writes the self-contained HTML page (thumbnails as data URIs) to path, atomically and
  * with mode 0600: it holds identifiers and says so at the top. */

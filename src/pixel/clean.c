@@ -444,7 +444,7 @@ MvStatus mv_pixel_clean_file(const MvPixelCleanConfig *cfg_in, MvFile *file, MvP
         goto review;
     }
     if (decision == DECIDE_SKIP)
-        goto out;
+        goto review;
     if (mv_pixel_check(file, &perr) != MV_OK) {
         quarantine(rep, "pixel data must be read but cannot be decoded: %.150s", perr.message);
         goto review;
@@ -567,7 +567,7 @@ review:
         }
         free(after);
     }
-    if (cfg->review != NULL && (rep->scanned || rep->quarantine))
+    if (cfg->review != NULL)
         cfg->review(cfg->review_ctx, mv_file_name(file), rep);
 out:
     if (found.boxes != NULL)

@@ -72,6 +72,8 @@ void mv_pixel_review_add(void *ctx, const char *name, const MvPixelReport *repor
     MvPixelReview *rv = ctx;
     Entry e;
 
+    if (!report->scanned && !report->quarantine)
+        return; /* not read: nothing to review */
     pthread_mutex_lock(&rv->lock);
     if (!report->changed && !report->quarantine) {
         rv->n_scanned_clean++;

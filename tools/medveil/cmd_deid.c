@@ -33,6 +33,8 @@ typedef struct Job {
     int status;
     char *output;
     char *reason;
+    char *pixel_decision; /* clean-pixel-data: why the pixels were or were not read */
+    int pixel_read, pixel_masked;
 } Job;
 
 typedef struct Run {
@@ -49,7 +51,28 @@ typedef struct Run {
     atomic_size_t n_quarantined;
     pthread_mutex_t lock;
     time_t started;
+    MvPixelReview *review;
 } Run;
+
+/* The job a worker thread is on, for the pixel report callback. */
+static _Thread_local Job *current_job;
+
+/* Keeps the pixel decision of the current job for the JSON report; feeds --review. */
+static void on_pixel_report(void *ctx, const char *name, const MvPixelReport *report)
+{
+    Run *run = ctx;
+
+    if (current_job != NULL) {
+        free(current_job->pixel_decision);
+        current_job->pixel_decision = strdup(report->decision);
+        current_job->pixel_read = report->scanned;
+        current_job->pixel_masked = 0;
+        for (size_t i = 0; i < report->n_boxes; i++)
+            current_job->pixel_masked += report->boxes[i].masked;
+    }
+    if (run->review != NULL)
+        mv_pixel_review_add(run->review, name, report);
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -378,7 +401,9 @@ static void *worker(void *arg)
             atomic_fetch_add(&run->n_finished, 1);
             continue;
         }
+        current_job = &run->jobs[i];
         process(run, &run->jobs[i]);
+        current_job = NULL;
         atomic_fetch_add(&run->bytes_done, run->jobs[i].size);
         atomic_fetch_add(&run->n_finished, 1);
     }
@@ -444,6 +469,13 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
         json_object_set_new(f, "status", json_string(status_names[job->status]));
         if (job->reason != NULL)
             json_object_set_new(f, "reason", json_string(job->reason));
+        if (job->pixel_decision != NULL) {
+            json_t *px = json_object();
+            json_object_set_new(px, "read", json_boolean(job->pixel_read));
+            json_object_set_new(px, "decision", json_string(job->pixel_decision));
+            json_object_set_new(px, "masked_boxes", json_integer(job->pixel_masked));
+            json_object_set_new(f, "pixel", px);
+        }
         json_array_append_new(files, f);
     }
     json_object_set_new(root, "files", files);
@@ -636,9 +668,10 @@ int cmd_deid(int argc, char **argv)
                 goto out;
             }
             pixel.flags |= MV_PIXEL_THUMBNAILS;
-            pixel.review = mv_pixel_review_add;
-            pixel.review_ctx = review;
+            run.review = review;
         }
+        pixel.review = on_pixel_report;
+        pixel.review_ctx = &run;
         mv_deid_config_set_pixel(run.cfg, &pixel);
     }
     if (key_path != NULL) {
@@ -776,6 +809,7 @@ out:
         free(run.jobs[i].path);
         free(run.jobs[i].output);
         free(run.jobs[i].reason);
+        free(run.jobs[i].pixel_decision);
     }
     free(run.jobs);
     free(run.quarantine_dir);
