@@ -356,6 +356,21 @@ static MvStatus read_palette(const MvDataset *ds, MvImage *image, MvError *err)
 
 /* ---- Frames of encapsulated data --------------------------------------------------------- */
 
+/* Index of the fragment whose item starts at byte off (positions increase), 0 if none. */
+static size_t fragment_at(const uint64_t *positions, size_t n_frags, uint64_t off)
+{
+    size_t lo = 1, hi = n_frags;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (positions[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n_frags && positions[lo] == off ? lo : 0;
+}
+
 /* Start fragment index (1-based in the element) of each frame, n_frames + 1 entries, the
  * last one the fragment count. Fails when no consistent split exists. */
 static MvStatus locate_frames(const Source *src, size_t *starts, MvError *err)
@@ -410,10 +425,7 @@ static MvStatus locate_frames(const Source *src, size_t *starts, MvError *err)
                 uint64_t off = 0;
                 for (int b = 0; b < 8; b++)
                     off |= (uint64_t)ev[8 * f + (be ? 7 - b : b)] << (8 * b);
-                starts[f] = 0;
-                for (size_t i = 1; i < n_frags; i++)
-                    if (positions[i] == off)
-                        starts[f] = i;
+                starts[f] = fragment_at(positions, n_frags, off);
                 have = starts[f] != 0 && (f == 0 || starts[f] > starts[f - 1]);
             }
         }
@@ -422,10 +434,7 @@ static MvStatus locate_frames(const Source *src, size_t *starts, MvError *err)
             for (uint32_t f = 0; f < frames && have; f++) {
                 uint64_t off = (uint64_t)bot[4 * f] | ((uint64_t)bot[4 * f + 1] << 8) |
                                ((uint64_t)bot[4 * f + 2] << 16) | ((uint64_t)bot[4 * f + 3] << 24);
-                starts[f] = 0;
-                for (size_t i = 1; i < n_frags; i++)
-                    if (positions[i] == off)
-                        starts[f] = i;
+                starts[f] = fragment_at(positions, n_frags, off);
                 have = starts[f] != 0 && (f == 0 || starts[f] > starts[f - 1]);
             }
         }

@@ -41,7 +41,8 @@ void help_convert(FILE *out)
             "                          syntax the pixels are re-encoded in: RLE Lossless\n"
             "                          1.2.840.10008.1.2.5, JPEG Lossless SV1 1.2.840.10008.1.2.4.70,\n"
             "                          JPEG-LS Lossless 1.2.840.10008.1.2.4.80, JPEG 2000\n"
-            "                          Lossless 1.2.840.10008.1.2.4.90\n"
+            "                          Lossless 1.2.840.10008.1.2.4.90; an uncompressed\n"
+            "                          target decodes a compressed input (as --decompress)\n"
             "  -d, --decompress        decode compressed pixel data (RLE, JPEG, JPEG-LS,\n"
             "                          JPEG 2000) and write it native, in Explicit VR Little\n"
             "                          Endian unless -i/-b/-z says otherwise; colour stored as\n"
@@ -121,7 +122,10 @@ static int transcode_pixels(ConvertCtx *ctx, MvFile *file, const char *name)
     MvPixelEncodeOptions popts;
     MvImage *image = NULL;
     MvError err;
-    int needed = (to != NULL && to->encapsulated && to != from) || (ctx->decompress && from && from->encapsulated);
+    /* An uncompressed target (-e/-i/-b/-z or --decompress) of a compressed input needs the
+     * pixels decoded; a compressed target needs them encoded. */
+    int needed = (to != NULL && to->encapsulated && to != from) ||
+                 ((ctx->decompress || (to != NULL && !to->encapsulated)) && from != NULL && from->encapsulated);
 
     if (!needed || mv_dataset_find(mv_file_dataset(file), MV_TAG_PIXEL_DATA) == NULL)
         return MV_EXIT_OK;
