@@ -134,13 +134,14 @@ MvStatus mv_syslog_close(MvSyslog *s, MvError *err);
 typedef struct MvAlertConfig {
     int baseline_days;          /* baseline.days: history a baseline looks back on (30) */
     int baseline_min_days;      /* baseline.min_days: active days needed before baselines judge (7) */
-    double volume_k;            /* volume.k: day count > mean + k*sd of the actor's active days (4) */
+    double volume_k;            /* volume.k: day count > median + k*sd of the actor's previous
+                                   active days, sd robust: 1.4826 * MAD (4) */
     int volume_min;             /* volume.min: and at least this many events that day (40) */
-    double volume_factor;       /* volume.factor: and more than factor * mean (2.5) */
+    double volume_factor;       /* volume.factor: and more than factor * median (2.5) */
     int distinct_window_s;      /* distinct.window: seconds per window (3600) */
-    double distinct_k;          /* distinct.k: distinct objects in a window > mean + k*sd (4) */
+    double distinct_k;          /* distinct.k: the day's busiest window > median + k*sd (4) */
     int distinct_min;           /* distinct.min: and at least this many (30) */
-    double distinct_factor;     /* distinct.factor: and more than factor * mean (2.5) */
+    double distinct_factor;     /* distinct.factor: and more than factor * median (2.5) */
     int bulk_window_s;          /* bulk.window: sliding window in seconds (3600) */
     int bulk_max_objects;       /* bulk.max_objects: more objects than this read out in a window (200) */
     int offhours_min_events;    /* offhours.min_events: baseline events needed to judge hours (100) */
@@ -174,7 +175,8 @@ typedef struct MvAlert {
     int64_t start_us, end_us;   /* the events involved */
     double observed;            /* what was seen (events, objects, failures) */
     double threshold;           /* the limit it went over */
-    double baseline_mean, baseline_sd; /* the actor's usual (volume, distinct); 0 otherwise */
+    double baseline_mean, baseline_sd; /* the actor's usual (volume, distinct): median and robust
+                                          sd of the baseline days; 0 for the other rules */
     char summary[256];          /* one line, no patient data */
     char **objects;             /* sensitive objects touched (sensitive rule), else none */
     size_t n_objects;

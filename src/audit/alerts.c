@@ -721,20 +721,37 @@ static MvStatus observe(Scan *sc, const MvAuditEvent *ev, MvError *err)
     return MV_OK;
 }
 
-/* Mean and standard deviation of the values of the actor's active days in [day - span, day). */
-static size_t baseline(const Actor *a, size_t i, int span, int distinct, double *mean, double *sd)
+static int cmp_double(const void *pa, const void *pb)
 {
-    double sum = 0, sum2 = 0;
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static double median_of(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The actor's usual value over their active days in [day - span, day): the median, and a robust
+ * standard deviation (1.4826 times the median absolute deviation), so that one earlier anomaly
+ * in the window does not raise the bar for the next. scratch holds at least i values. Returns
+ * the number of days used. */
+static size_t baseline(const Actor *a, size_t i, int span, int distinct, double *scratch, double *center,
+                       double *spread)
+{
     size_t n = 0;
 
-    for (size_t j = i; j-- > 0 && a->days[j].day >= a->days[i].day - span;) {
-        double v = distinct ? a->days[j].max_distinct : a->days[j].count;
-        sum += v;
-        sum2 += v * v;
-        n++;
+    for (size_t j = i; j-- > 0 && a->days[j].day >= a->days[i].day - span;)
+        scratch[n++] = distinct ? a->days[j].max_distinct : a->days[j].count;
+    if (n == 0) {
+        *center = *spread = 0;
+        return 0;
     }
-    *mean = n > 0 ? sum / (double)n : 0;
-    *sd = n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / (double)n) / (double)(n - 1))) : 0;
+    *center = median_of(scratch, n);
+    for (size_t j = 0; j < n; j++)
+        scratch[j] = fabs(scratch[j] - *center);
+    *spread = 1.4826 * median_of(scratch, n);
     return n;
 }
 
@@ -742,7 +759,10 @@ static size_t baseline(const Actor *a, size_t i, int span, int distinct, double 
 static MvStatus judge_days(Scan *sc, Actor *a, MvError *err)
 {
     const MvAlertConfig *cfg = sc->cfg;
+    double *scratch = malloc((a->n_days + 1) * sizeof *scratch);
 
+    if (scratch == NULL)
+        return nomem(err);
     for (size_t i = 0; i < a->n_days; i++) {
         DayStat *d = &a->days[i];
         double mean, sd, limit;
@@ -755,7 +775,7 @@ static MvStatus judge_days(Scan *sc, Actor *a, MvError *err)
             double value = distinct ? d->max_distinct : d->count;
             MvAlert *al;
 
-            n = baseline(a, i, cfg->baseline_days, distinct, &mean, &sd);
+            n = baseline(a, i, cfg->baseline_days, distinct, scratch, &mean, &sd);
             if (n < (size_t)cfg->baseline_min_days)
                 continue;
             /* Counts are at least as noisy as a Poisson process of the same mean. */
@@ -769,8 +789,10 @@ static MvStatus judge_days(Scan *sc, Actor *a, MvError *err)
                                  -1);
             else
                 al = raise_alert(sc, a, R_VOLUME, d->first_us, d->last_us, value, limit, d->first_seq);
-            if (al == NULL)
+            if (al == NULL) {
+                free(scratch);
                 return nomem(err);
+            }
             al->baseline_mean = mean;
             al->baseline_sd = sd;
         }
@@ -793,11 +815,14 @@ static MvStatus judge_days(Scan *sc, Actor *a, MvError *err)
             if (off >= (uint64_t)cfg->offhours_min_count) {
                 MvAlert *al = raise_alert(sc, a, R_OFFHOURS, d->first_us, d->last_us, (double)off,
                                           cfg->offhours_min_count, d->first_seq);
-                if (al == NULL)
+                if (al == NULL) {
+                    free(scratch);
                     return nomem(err);
+                }
             }
         }
     }
+    free(scratch);
     return MV_OK;
 }
 
@@ -825,7 +850,7 @@ static void summarize(MvAlert *al, const MvAlertConfig *cfg)
     mv_audit_time_format(al->start_us, start, sizeof start);
     mv_audit_time_format(al->end_us, end, sizeof end);
     if (strcmp(al->rule, "volume") == 0)
-        snprintf(al->summary, sizeof al->summary, "%.0f accesses on %s; usual %.1f +/- %.1f a day (limit %.1f)",
+        snprintf(al->summary, sizeof al->summary, "%.0f accesses on %s; usual %.1f +/- %.1f a day (median, robust sd; limit %.1f)",
                  al->observed, al->day, al->baseline_mean, al->baseline_sd, al->threshold);
     else if (strcmp(al->rule, "distinct") == 0)
         snprintf(al->summary, sizeof al->summary,
