@@ -30,14 +30,16 @@ def check(cond, what):
 
 
 def command():
+    """The test program (the command's code with a stand-in audit hook that records what would be
+    logged); `medveil audit` itself only when the program is missing."""
+    prog = os.path.join(BUILD, "tests", "test_audit_cli")
+    if os.path.exists(prog):
+        return [prog], True
     medveil = os.environ.get("MEDVEIL", "")
     if medveil and subprocess.run([medveil, "audit", "alerts", "--help"], capture_output=True).returncode == 0:
         return [medveil, "audit"], False
-    prog = os.path.join(BUILD, "tests", "test_audit_cli")
-    if not os.path.exists(prog):
-        print("SKIP: neither `medveil audit alerts` nor", prog, "is available")
-        sys.exit(77)
-    return [prog], True
+    print("SKIP: neither", prog, "nor `medveil audit alerts` is available")
+    sys.exit(77)
 
 
 CMD, STUB_LOG = command()

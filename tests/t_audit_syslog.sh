@@ -20,13 +20,13 @@ failed=0
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 skip() { echo "SKIP: $*"; exit 77; }
 
-# The command: `medveil audit export` once dispatched, else the test program.
-if [ -n "${MEDVEIL:-}" ] && "$MEDVEIL" audit export --help >/dev/null 2>&1; then
-    CMD=("$MEDVEIL" audit)
-elif [ -x "$BUILD/tests/test_audit_cli" ]; then
+# The command: the test program (the export code with a stand-in audit hook), else `medveil audit`.
+if [ -x "$BUILD/tests/test_audit_cli" ]; then
     CMD=("$BUILD/tests/test_audit_cli")
+elif [ -n "${MEDVEIL:-}" ] && "$MEDVEIL" audit export --help >/dev/null 2>&1; then
+    CMD=("$MEDVEIL" audit)
 else
-    skip "neither 'medveil audit export' nor $BUILD/tests/test_audit_cli is available"
+    skip "neither $BUILD/tests/test_audit_cli nor 'medveil audit export' is available"
 fi
 
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)

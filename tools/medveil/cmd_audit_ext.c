@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,9 @@ int cli_audit_export(int argc, char **argv)
     }
 
     if (syslog_target != NULL) {
+        /* A server that closes the connection must give an error, not kill the process:
+         * OpenSSL writes to the socket without MSG_NOSIGNAL. */
+        signal(SIGPIPE, SIG_IGN);
         so.host = host;
         so.port = port;
         st = mv_syslog_connect(&so, &run.syslog, &err);
