@@ -250,8 +250,14 @@ static MvStatus write_all(MvSyslog *s, const char *data, size_t len, MvError *er
 {
     while (len > 0) {
         size_t written = 0;
+        errno = 0;
         if (SSL_write_ex(s->ssl, data, len, &written) != 1) {
             char reason[256];
+            int code = SSL_get_error(s->ssl, 0);
+            if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN)
+                return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET,
+                                    "syslog: the server closed the connection (%s)",
+                                    errno != 0 ? strerror(errno) : "end of stream");
             return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "syslog: TLS write failed: %s",
                                 ssl_reason(reason, sizeof reason));
         }
