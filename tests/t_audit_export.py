@@ -132,6 +132,9 @@ def check_message(root, ev, where):
 
 
 def main():
+    if shutil.which("jing") is None:
+        print("SKIP: jing (Debian package jing) is not installed: the schema check needs it")
+        return 77
     work = tempfile.mkdtemp(prefix="mv_audit_export_")
     try:
         home = os.path.join(work, "home")
@@ -156,8 +159,11 @@ def main():
             check(root.find("AuditSourceIdentification").get("AuditEnterpriseSiteID") == "Example Hospital",
                   "--site not in AuditEnterpriseSiteID")
         # xmllint, a second parser, agrees that every document is well-formed.
-        p = subprocess.run(["xmllint", "--noout"] + paths, capture_output=True, text=True)
-        check(p.returncode == 0, f"xmllint: {p.stderr[:500]}")
+        if shutil.which("xmllint"):
+            p = subprocess.run(["xmllint", "--noout"] + paths, capture_output=True, text=True)
+            check(p.returncode == 0, f"xmllint: {p.stderr[:500]}")
+        else:
+            print("note: xmllint not installed; well-formedness checked by jing and Python only")
 
         # The schema is not a rubber stamp: a broken message fails.
         with open(paths[0], encoding="utf-8") as f:

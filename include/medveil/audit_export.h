@@ -192,7 +192,7 @@ typedef struct MvAlertList {
 } MvAlertList;
 
 /* Reads the log at path once (streaming) and applies every rule of cfg. Baselines use all of the
- * history; only alerts whose events are at or after since_us (INT64_MIN: all) are kept.
+ * history; only alerts with an event at or after since_us are kept (INT64_MIN: all).
  * Malformed lines are counted and skipped (reported through err only when nothing could be read).
  * On success *list holds the alerts (free with mv_alert_list_clear). */
 MvStatus mv_alerts_scan(const char *path, const MvAlertConfig *cfg, int64_t since_us, MvAlertList *list,
