@@ -377,7 +377,7 @@ void help_audit_alerts(FILE *out)
             "\n"
             "Looks for misuse in the audit log with rules and per-actor baselines (each actor is\n"
             "compared with their own previous days, 30 by default):\n"
-            "  volume     far more accesses in a day than the actor's usual (mean + k*sd, with a floor)\n"
+            "  volume     far more accesses in a day than the actor's usual (median + k*sd, floored)\n"
             "  distinct   many distinct studies/objects within one window (default an hour)\n"
             "  bulk       more than N objects read out (get, backup, deid, reidentify) in a window\n"
             "  offhours   accesses at hours the actor (almost) never works\n"
