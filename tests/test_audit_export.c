@@ -98,6 +98,38 @@ static void test_reader(void **state)
     assert_null(r);
 }
 
+static char tmp_dir[64];
+
+/* A line of 3 MiB (the reader keeps at most 1 MiB of it) is reported and skipped; the next is read. */
+static void test_reader_long_line(void **state)
+{
+    char path[128];
+    FILE *f;
+    MvAuditReader *r = NULL;
+    MvAuditEvent ev;
+    MvError err;
+
+    (void)state;
+    snprintf(path, sizeof path, "%s/long.jsonl", tmp_dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"action\":\"", f);
+    for (int i = 0; i < 3 * 1024 * 1024; i++)
+        fputc('x', f);
+    fputs("\"}\n{\"action\":\"vault.ls\",\"actor\":\"a\",\"outcome\":\"success\",\"time\":\"2026-01-01T00:00:00Z\"}", f);
+    fclose(f);
+    assert_int_equal(mv_audit_reader_open(path, &r, &err), MV_OK);
+    assert_int_equal(mv_audit_reader_next(r, &ev, &err), MV_ERR_PARSE);
+    assert_non_null(strstr(err.message, "line 1"));
+    assert_non_null(strstr(err.message, "longer than 1 MiB"));
+    assert_int_equal(mv_audit_reader_next(r, &ev, &err), MV_OK);
+    assert_string_equal(ev.action, "vault.ls");
+    assert_int_equal(mv_audit_reader_line(r), 2);
+    assert_int_equal(mv_audit_reader_next(r, &ev, &err), MV_ERR_NOTFOUND);
+    mv_audit_reader_free(r);
+    unlink(path);
+}
+
 /* ---- DICOM messages ------------------------------------------------------------------------ */
 
 static void test_codes(void **state)
@@ -202,8 +234,6 @@ static void test_syslog_connect_errors(void **state)
 }
 
 /* ---- Alerts ---------------------------------------------------------------------------------- */
-
-static char tmp_dir[64];
 
 static int setup_dir(void **state)
 {
@@ -423,6 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_reader_long_line),
         cmocka_unit_test(test_codes),
         cmocka_unit_test(test_xml_escaping),
         cmocka_unit_test(test_syslog_format),

@@ -369,23 +369,61 @@ void mv_audit_reader_free(MvAuditReader *r)
     free(r);
 }
 
-/* Reads the next line into r->line (without its newline). 1: a line, 0: end, -1: error set. */
+/* Reads the next line into r->line (without its newline), never holding more than
+ * MV_AUDIT_MAX_LINE + 2 bytes of it: 1 a line, 2 a line too long (skipped to its end), 0 the end,
+ * -1 an error (err set). */
 static int read_line(MvAuditReader *r, size_t *len_out, MvError *err)
 {
     if (r->file != NULL) {
-        ssize_t n = getline(&r->line, &r->line_cap, r->file);
-        if (n < 0) {
-            if (ferror(r->file)) {
-                mv_error_set(err, MV_ERR_IO, MV_NO_TAG, r->line_no, "%s: read error after line %llu", r->name,
-                             (unsigned long long)r->line_no);
-                return -1;
+        char scratch[4096];
+        size_t n = 0;
+        int got_any = 0, too_long = 0;
+
+        for (;;) {
+            char *dst;
+            size_t room, k;
+
+            if (!too_long && r->line_cap - n < 2) {
+                size_t ncap = r->line_cap ? r->line_cap * 2 : 4096;
+                char *p;
+                if (ncap > MV_AUDIT_MAX_LINE + 2)
+                    ncap = MV_AUDIT_MAX_LINE + 2;
+                if (ncap <= r->line_cap) {
+                    too_long = 1;
+                } else if ((p = realloc(r->line, ncap)) == NULL) {
+                    mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+                    return -1;
+                } else {
+                    r->line = p;
+                    r->line_cap = ncap;
+                }
             }
-            return 0;
+            dst = too_long ? scratch : r->line + n;
+            room = too_long ? sizeof scratch : r->line_cap - n;
+            if (fgets(dst, (int)room, r->file) == NULL) {
+                if (ferror(r->file)) {
+                    mv_error_set(err, MV_ERR_IO, MV_NO_TAG, r->line_no, "%s: read error after line %llu", r->name,
+                                 (unsigned long long)r->line_no);
+                    return -1;
+                }
+                break;
+            }
+            got_any = 1;
+            /* A NUL byte ends what strlen sees; such a line is not JSON and fails to parse. */
+            k = strlen(dst);
+            if (!too_long)
+                n += k;
+            if (k > 0 && dst[k - 1] == '\n')
+                break;
         }
+        if (!got_any)
+            return 0;
         r->line_no++;
+        if (too_long || n > MV_AUDIT_MAX_LINE + 1)
+            return 2;
         if (n > 0 && r->line[n - 1] == '\n')
             r->line[--n] = '\0';
-        *len_out = (size_t)n;
+        *len_out = n;
         return 1;
     }
     if (r->mem_pos >= r->mem_len)
@@ -449,7 +487,7 @@ MvStatus mv_audit_reader_next(MvAuditReader *r, MvAuditEvent *ev, MvError *err)
             return err != NULL ? err->code : MV_ERR_IO;
         if (got == 0)
             return MV_ERR_NOTFOUND;
-        if (len > MV_AUDIT_MAX_LINE)
+        if (got == 2 || len > MV_AUDIT_MAX_LINE)
             return bad_line(r, err, "line longer than 1 MiB");
         if (len > 0)
             break;
