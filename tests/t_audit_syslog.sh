@@ -129,6 +129,34 @@ grep -q "not trusted" refuse.err || bad "the refusal does not say why: $(cat ref
 "${CMD[@]}" export --home home --syslog "127.0.0.1:1" --tls --ca ca.pem > closed.out 2> closed.err
 rc=$?
 [ "$rc" -eq 1 ] || bad "closed port: exit $rc, want 1: $(cat closed.err)"
+# A server that reads a little and drops the connection without closing the TLS session:
+# the export cannot know what was kept, so it says so and exits 1 (never killed by SIGPIPE).
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$port2" "$work" > dropper.out 2>&1 <<'PYEOF' &
+import socket, ssl, sys
+port, work = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(work + "/server.pem", work + "/server.key")
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(1)
+open(work + "/dropper.ready", "w").close()
+srv.settimeout(20)
+conn, _ = srv.accept()
+tls = ctx.wrap_socket(conn, server_side=True)
+tls.recv(100)
+tls.close()  # no close_notify: the TCP connection just ends
+srv.close()
+PYEOF
+dropper=$!
+for _ in $(seq 1 100); do [ -f dropper.ready ] && break; sleep 0.1; done
+"${CMD[@]}" export --home home --syslog "127.0.0.1:$port2" --tls --ca ca.pem > drop.out 2> drop.err
+rc=$?
+[ "$rc" -eq 1 ] || bad "a server that drops the connection: exit $rc, want 1: $(cat drop.err)"
+grep -q -E "lost|closed the connection" drop.err || bad "the drop is not explained: $(cat drop.err)"
+wait "$dropper" 2>/dev/null
+
 sleep 0.5
 after=$(grep -c '^PRI=' received.log 2>/dev/null || echo 0)
 [ "$before" -eq "$after" ] || bad "messages arrived over a refused connection ($before -> $after)"

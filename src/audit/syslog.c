@@ -292,11 +292,16 @@ MvStatus mv_syslog_close(MvSyslog *s, MvError *err)
         if (rc < 0)
             st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "syslog: TLS shutdown failed");
         else if (rc == 0) {
-            /* Our close_notify is sent; wait briefly for the server's so that it has read everything. */
+            /* Our close_notify is sent. The server's answer is the only sign that it read
+             * everything before the connection ended (syslog has no acknowledgements). */
             char buf[256];
             size_t got;
             while (SSL_read_ex(s->ssl, buf, sizeof buf, &got) == 1)
                 ;
+            if (SSL_get_error(s->ssl, 0) != SSL_ERROR_ZERO_RETURN)
+                st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET,
+                                  "syslog: the server ended the connection without confirming the end of the "
+                                  "session; messages sent may have been lost");
         }
         SSL_free(s->ssl);
     }
