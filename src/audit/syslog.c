@@ -273,11 +273,20 @@ MvStatus mv_syslog_send(MvSyslog *s, const char *msg, size_t len, MvError *err)
     int n;
     MvStatus st;
 
-    /* RFC 5425 4.3: SYSLOG-FRAME = MSG-LEN SP SYSLOG-MSG, MSG-LEN in octets. */
+    char *frame;
+
+    /* RFC 5425 4.3: SYSLOG-FRAME = MSG-LEN SP SYSLOG-MSG, MSG-LEN in octets. One write, so that
+     * a frame usually travels in one TLS record. */
     n = snprintf(prefix, sizeof prefix, "%zu ", len);
-    st = write_all(s, prefix, (size_t)n, err);
-    if (st == MV_OK)
-        st = write_all(s, msg, len, err);
+    frame = malloc((size_t)n + len);
+    if (frame == NULL) {
+        st = write_all(s, prefix, (size_t)n, err);
+        return st == MV_OK ? write_all(s, msg, len, err) : st;
+    }
+    memcpy(frame, prefix, (size_t)n);
+    memcpy(frame + n, msg, len);
+    st = write_all(s, frame, (size_t)n + len, err);
+    free(frame);
     return st;
 }
 
