@@ -492,8 +492,56 @@ static void test_group_commit(void **state)
     rm_home(home);
 }
 
-int main(void)
+/* Helper mode for tests/t_audit.sh (no public command appends raw events):
+ *   test_audit append HOME N [BATCH]
+ * appends N events in batches of BATCH (default 1), as the CLI does: a signed checkpoint after
+ * every batch. Actions, actors and objects vary so that `audit log` filters have work. */
+static int append_mode(int argc, char **argv)
 {
+    static const char *const actions[] = {"vault.put", "vault.get", "deid", "vault.ls", "auth.unlock"};
+    static const char *const actors[] = {"alice", "bob", "carol"};
+    MvAuditLog *log = NULL;
+    MvAuditEvent ev[64];
+    char objs[64][32];
+    const char *obj_ptrs[64];
+    MvError err;
+    long n = argc > 3 ? strtol(argv[3], NULL, 10) : 0, batch = argc > 4 ? strtol(argv[4], NULL, 10) : 1;
+    long done = 0;
+
+    if (argc < 4 || n < 0 || batch < 1 || batch > 64) {
+        fprintf(stderr, "usage: test_audit append HOME N [BATCH<=64]\n");
+        return 2;
+    }
+    if (mv_audit_open(argv[2], MV_AUDIT_CREATE, 1, &log, &err) != MV_OK) {
+        fprintf(stderr, "open: %s\n", err.message);
+        return 1;
+    }
+    while (done < n) {
+        long k = n - done < batch ? n - done : batch;
+        uint64_t base = mv_audit_size(log);
+        for (long i = 0; i < k; i++) {
+            uint64_t seq = base + (uint64_t)i;
+            snprintf(objs[i], sizeof objs[i], "2.25.%llu", (unsigned long long)(1000 + seq));
+            obj_ptrs[i] = objs[i];
+            ev[i] = (MvAuditEvent){actions[seq % 5], actors[seq % 3], &obj_ptrs[i], 1,
+                                   seq % 5 == 4 ? "failure" : "success", seq % 2 ? "treatment" : NULL, NULL};
+        }
+        if (mv_audit_append(log, ev, (size_t)k, NULL, &err) != MV_OK) {
+            fprintf(stderr, "append: %s\n", err.message);
+            mv_audit_close(log);
+            return 1;
+        }
+        done += k;
+    }
+    mv_audit_close(log);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "append") == 0)
+        return append_mode(argc, argv);
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_tree),
         cmocka_unit_test(test_proofs_all_small_trees),
