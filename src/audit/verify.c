@@ -358,7 +358,7 @@ MvStatus mv_audit_verify(MvAuditLog *log, const char *vkey, const char *anchor, 
         c->number = n_ck;
         mv_error_clear(&verr);
         if (mv_audit_checkpoint_verify(anchor, anchor_len, vkey, &cp, &verr) != MV_OK) {
-            st = fail(rep, 0, UINT64_MAX, "the given checkpoint: %s%s", verr.message,
+            st = fail(rep, 0, cp.size > 0 ? cp.size - 1 : 0, "the given checkpoint: %s%s", verr.message,
                       verr.code == MV_ERR_INTEGRITY ? " (the log's key was replaced, or it is not this log's)" : "");
             goto out;
         }
