@@ -517,6 +517,243 @@ static void test_group_commit(void **state)
     rm_home(home);
 }
 
+/* The oracle of the contract, with jansson: a JSON object with exactly the contract's keys,
+ * seq equal to index, that jansson re-encodes to the same bytes. */
+static int oracle_check(const char *line, size_t len, uint64_t index, char *why, size_t why_len)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *v;
+    const char *key;
+    char *again = NULL;
+    int ok = 0;
+
+    if (o == NULL || !json_is_object(o)) {
+        snprintf(why, why_len, "not a JSON object (column %d)", o == NULL ? jerr.column : 0);
+        goto out;
+    }
+    json_object_foreach(o, key, v) {
+        int string = json_is_string(v);
+        if (strcmp(key, "objects") == 0) {
+            size_t i;
+            json_t *item;
+            if (!json_is_array(v)) {
+                snprintf(why, why_len, "\"objects\" is not an array");
+                goto out;
+            }
+            json_array_foreach(v, i, item) if (!json_is_string(item))
+            {
+                snprintf(why, why_len, "\"objects\" item %zu is not a string", i);
+                goto out;
+            }
+        } else if (strcmp(key, "seq") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) != index) {
+                snprintf(why, why_len, "\"seq\" is not %llu: an event was inserted, removed or moved",
+                         (unsigned long long)index);
+                goto out;
+            }
+        } else if (strcmp(key, "outcome") == 0) {
+            const char *s = json_string_value(v);
+            if (s == NULL || (strcmp(s, "success") != 0 && strcmp(s, "failure") != 0 && strcmp(s, "denied") != 0)) {
+                snprintf(why, why_len, "\"outcome\" is not success, failure or denied");
+                goto out;
+            }
+        } else if (strcmp(key, "action") == 0 || strcmp(key, "actor") == 0 || strcmp(key, "time") == 0 ||
+                   strcmp(key, "host") == 0 || strcmp(key, "purpose") == 0 || strcmp(key, "detail") == 0) {
+            if (!string) {
+                snprintf(why, why_len, "\"%s\" is not a string", key);
+                goto out;
+            }
+        } else {
+            snprintf(why, why_len, "unexpected key (not in the event contract)");
+            goto out;
+        }
+    }
+    {
+        static const char *const required[] = {"action", "actor", "objects", "outcome", "time", "seq", "host"};
+        for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+            if (json_object_get(o, required[i]) == NULL) {
+                snprintf(why, why_len, "the key \"%s\" is missing", required[i]);
+                goto out;
+            }
+    }
+    again = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (again == NULL || strlen(again) != len || memcmp(again, line, len) != 0) {
+        snprintf(why, why_len, "not in canonical form (compact, sorted keys, ASCII): it was edited");
+        goto out;
+    }
+    ok = 1;
+out:
+    free(again);
+    json_decref(o);
+    return ok;
+}
+
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33) % n;
+}
+
+/* A random string from a palette of what makes JSON escaping hard, sometimes invalid UTF-8. */
+static void random_text(char *out, size_t cap)
+{
+    static const char *const pieces[] = {
+        "a", "Z", "0", " ", "~", "\"", "\\", "/", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1f", "\x7f",
+        "\xc3\xa9", "\xe2\x80\x94", "\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xc2\x80",
+        "\xff", "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x80",
+    };
+    size_t n = rnd(12), len = 0;
+    int allow_bad = rnd(8) == 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t k = rnd(allow_bad ? 29 : 23);
+        size_t pl = strlen(pieces[k]);
+        if (len + pl + 1 > cap)
+            break;
+        memcpy(out + len, pieces[k], pl + 1);
+        len += pl;
+    }
+}
+
+static void test_event_encoding_matches_jansson(void **state)
+{
+    char action[64], actor[64], detail[64], purpose[64], o1[64], o2[64];
+    const char *objs[2] = {o1, o2};
+    MvBuf b = {NULL, 0, 0};
+    int n_valid = 0, n_invalid = 0;
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        MvAuditEvent ev = {"vault.get", NULL, objs, rnd(3), NULL, NULL, NULL};
+        uint64_t seq = rnd(3) == 0 ? rnd(10) : ((uint64_t)rnd(1u << 31) << 20);
+        json_t *o = json_object(), *arr = json_array();
+        int ok = 1;
+        char *dumped;
+        MvStatus st;
+        random_text(actor, sizeof actor);
+        random_text(o1, sizeof o1);
+        random_text(o2, sizeof o2);
+        if (rnd(2)) {
+            random_text(detail, sizeof detail);
+            ev.detail = detail;
+        }
+        if (rnd(2)) {
+            random_text(purpose, sizeof purpose);
+            ev.purpose = purpose;
+        }
+        snprintf(action, sizeof action, "%s", rnd(2) ? "deid" : "audit.alert");
+        ev.action = action;
+        ev.outcome = rnd(3) == 0 ? "denied" : "success";
+        b.len = 0;
+        st = mv__event_encode(&b, &ev, actor, seq, "2026-11-27T07:30:00.123456Z", "host-1", NULL);
+#define SETS(k, v)                                                       \
+    do {                                                                 \
+        json_t *js = json_string(v);                                     \
+        if (js == NULL)                                                  \
+            ok = 0;                                                      \
+        else                                                             \
+            json_object_set_new(o, k, js);                               \
+    } while (0)
+        SETS("action", ev.action);
+        SETS("actor", actor);
+        SETS("outcome", ev.outcome);
+        SETS("time", "2026-11-27T07:30:00.123456Z");
+        SETS("host", "host-1");
+        if (ev.detail)
+            SETS("detail", ev.detail);
+        if (ev.purpose)
+            SETS("purpose", ev.purpose);
+#undef SETS
+        for (size_t i = 0; i < ev.n_objects; i++) {
+            json_t *js = json_string(objs[i]);
+            if (js == NULL)
+                ok = 0;
+            else
+                json_array_append_new(arr, js);
+        }
+        json_object_set_new(o, "objects", arr);
+        json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+        if (!ok) {
+            /* jansson refuses the text as UTF-8: so must the encoder. */
+            assert_int_equal(st, MV_ERR_ARG);
+            assert_int_equal(b.len, 0);
+            n_invalid++;
+        } else {
+            char why[160];
+            assert_int_equal(st, MV_OK);
+            dumped = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+            if (strlen(dumped) != b.len || memcmp(dumped, b.data, b.len) != 0)
+                fail_msg("encoder and jansson differ:\n  %.*s\n  %s", (int)b.len, b.data, dumped);
+            assert_true(mv__event_check(b.data, b.len, seq, why, sizeof why));
+            assert_false(mv__event_check(b.data, b.len, seq + 1, why, sizeof why));
+            free(dumped);
+            n_valid++;
+        }
+        json_decref(o);
+    }
+    fprintf(stderr, "encoder: %d events equal to jansson's, %d invalid texts refused by both\n", n_valid, n_invalid);
+    assert_true(n_valid > 10000 && n_invalid > 100);
+    free(b.data);
+}
+
+/* The checker against the jansson oracle, on valid lines mutated byte by byte. */
+static void test_event_check_matches_jansson(void **state)
+{
+    char actor[64], o1[64], why[160], why2[160];
+    const char *objs[1] = {o1};
+    MvBuf b = {NULL, 0, 0};
+    char line[4096];
+    int n_accept = 0, n_reject = 0;
+
+    (void)state;
+    for (int round = 0; round < 4000; round++) {
+        MvAuditEvent ev = {"vault.put", NULL, objs, 1, "failure", rnd(2) ? "qa" : NULL, rnd(2) ? "x" : NULL};
+        size_t len;
+        do {
+            random_text(actor, sizeof actor);
+            random_text(o1, sizeof o1);
+            b.len = 0;
+        } while (mv__event_encode(&b, &ev, actor, 42, "2026-11-27T07:30:00.000001Z", "h", NULL) != MV_OK);
+        for (int m = 0; m < 10; m++) {
+            static const char inserts[] = "\"\\,:{}[]u0Aa \x7f\x01\xc3";
+            memcpy(line, b.data, b.len);
+            len = b.len;
+            switch (rnd(4)) {
+            case 0: line[rnd((uint32_t)len)] = (char)rnd(256); break;
+            case 1: line[rnd((uint32_t)len)] = inserts[rnd(sizeof inserts - 1)]; break;
+            case 2: {
+                size_t at = rnd((uint32_t)len);
+                memmove(line + at, line + at + 1, len - at - 1);
+                len--;
+                break;
+            }
+            default: {
+                size_t at = rnd((uint32_t)len + 1);
+                memmove(line + at + 1, line + at, len - at);
+                line[at] = inserts[rnd(sizeof inserts - 1)];
+                len++;
+                break;
+            }
+            }
+            int mine = mv__event_check(line, len, 42, why, sizeof why);
+            int theirs = oracle_check(line, len, 42, why2, sizeof why2);
+            if (mine != theirs)
+                fail_msg("checker %d, oracle %d (%s / %s) on: %.*s", mine, theirs, why, why2, (int)len, line);
+            if (mine)
+                n_accept++;
+            else
+                n_reject++;
+        }
+    }
+    fprintf(stderr, "checker: %d mutated lines accepted, %d rejected, as jansson decides\n", n_accept, n_reject);
+    assert_true(n_accept > 100 && n_reject > 1000);
+    free(b.data);
+}
+
 /* Helper mode for tests/t_audit.sh (no public command appends raw events):
  *   test_audit append HOME N [BATCH]
  * appends N events in batches of BATCH (default 1), as the CLI does: a signed checkpoint after
@@ -571,6 +808,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reference_tree),
         cmocka_unit_test(test_proofs_all_small_trees),
         cmocka_unit_test(test_rfc6962_vectors),
+        cmocka_unit_test(test_event_encoding_matches_jansson),
+        cmocka_unit_test(test_event_check_matches_jansson),
         cmocka_unit_test(test_log_roots_proofs_checkpoints),
         cmocka_unit_test(test_recovery),
         cmocka_unit_test(test_group_commit),

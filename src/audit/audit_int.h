@@ -39,6 +39,21 @@ MvStatus mv__merkle_proof(MvSubtreeFn fn, void *ctx, uint64_t m, uint64_t n, uin
 void mv__b64_encode(const uint8_t *in, size_t len, char *out);
 long mv__b64_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 
+/* A growable byte buffer. */
+typedef struct MvBuf {
+    char *data;
+    size_t len, cap;
+} MvBuf;
+MvStatus mv__buf_reserve(MvBuf *b, size_t more, MvError *err);
+
+/* Appends the canonical line of ev (no newline) to b; on failure b is as before. actor
+ * replaces ev->actor. MV_ERR_ARG when a text is not valid UTF-8. (event.c) */
+MvStatus mv__event_encode(MvBuf *b, const MvAuditEvent *ev, const char *actor, uint64_t seq, const char *time_s,
+                          const char *host, MvError *err);
+/* 1 when line is exactly the canonical encoding of an event with this seq (the contract's keys,
+ * in order, canonical strings, outcome one of three); else 0 with a reason in why. */
+int mv__event_check(const char *line, size_t len, uint64_t seq, char *why, size_t why_len);
+
 /* Ed25519 verifier keys and signed-note checks (checkpoint.c). */
 typedef struct MvNoteKey {
     char name[256];

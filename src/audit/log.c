@@ -3,7 +3,6 @@
  * signing with the log's Ed25519 key. Full verification lives in verify.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -273,17 +272,12 @@ static MvStatus load_state(MvAuditLog *log, int *consistent, MvError *err)
     return MV_OK;
 }
 
-/* A quick structural check of a line beyond the committed prefix during recovery: a JSON
- * object whose "seq" is the expected index. */
+/* During recovery: whether a line beyond the committed prefix is the canonical event seq. */
 static int line_is_event(const char *line, size_t len, uint64_t seq)
 {
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *s = o == NULL ? NULL : json_object_get(o, "seq");
-    int ok = s != NULL && json_is_integer(s) && json_integer_value(s) >= 0 &&
-             (uint64_t)json_integer_value(s) == seq;
+    char why[160];
 
-    json_decref(o);
-    return ok;
+    return mv__event_check(line, len, seq, why, sizeof why);
 }
 
 /* Whether the line that ends at byte end of events.jsonl is event seq: offsets.bin is not
@@ -918,49 +912,6 @@ static int valid_action(const char *a)
     return n > 0 && n <= 64;
 }
 
-static int set_string(json_t *o, const char *key, const char *value)
-{
-    json_t *s = json_string(value);
-
-    return s != NULL && json_object_set_new(o, key, s) == 0;
-}
-
-/* One canonical line (without '\n') for ev with its seq and time; *line malloc'd. */
-static MvStatus encode_event(const MvAuditLog *log, const MvAuditEvent *ev, uint64_t seq, const char *now,
-                             char **line, MvError *err)
-{
-    json_t *o = json_object(), *objs = json_array();
-    const char *outcome = ev->outcome != NULL ? ev->outcome : "success";
-    MvStatus st = MV_OK;
-    int ok;
-
-    *line = NULL;
-    if (o == NULL || objs == NULL) {
-        json_decref(o);
-        json_decref(objs);
-        return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    }
-    ok = json_object_set_new(o, "objects", objs) == 0;
-    for (size_t i = 0; ok && i < ev->n_objects; i++) {
-        json_t *s = json_string(ev->objects[i]);
-        ok = s != NULL && json_array_append_new(objs, s) == 0;
-    }
-    ok = ok && set_string(o, "action", ev->action) && set_string(o, "actor", ev->actor) &&
-         set_string(o, "outcome", outcome) && set_string(o, "time", now) && set_string(o, "host", log->host) &&
-         json_object_set_new(o, "seq", json_integer((json_int_t)seq)) == 0;
-    if (ok && ev->purpose != NULL)
-        ok = set_string(o, "purpose", ev->purpose);
-    if (ok && ev->detail != NULL)
-        ok = set_string(o, "detail", ev->detail);
-    if (!ok)
-        st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
-                          "event %llu (%s): a field is not valid UTF-8 text", (unsigned long long)seq, ev->action);
-    else if ((*line = json_dumps(o, MV__AUDIT_JSON_FLAGS)) == NULL)
-        st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    json_decref(o);
-    return st;
-}
-
 void mv__audit_time_now(char out[48])
 {
     struct timespec ts;
@@ -993,8 +944,9 @@ static MvStatus check_event(const MvAuditEvent *ev, MvError *err)
 /* The leader's work: writes every waiter's events as one batch under the exclusive lock. */
 static MvStatus commit_batch(MvAuditLog *log, MvAuditWaiter *batch, MvError *err)
 {
-    size_t n_events = 0, cap = 0, used = 0, k = 0;
-    char *buf = NULL, now[48], os_user[256];
+    size_t n_events = 0, used = 0, k = 0;
+    char now[48], os_user[256];
+    MvBuf out = {NULL, 0, 0};
     uint8_t *leaves = NULL, *offs = NULL;
     uint64_t seq0, first_new_chunk;
     MvHasher h = {NULL};
@@ -1027,8 +979,7 @@ static MvStatus commit_batch(MvAuditLog *log, MvAuditWaiter *batch, MvError *err
         w->first_seq = seq0 + k;
         for (size_t i = 0; i < w->n; i++, k++) {
             MvAuditEvent ev = w->events[i];
-            char *line;
-            size_t len;
+            size_t line_start;
             if (ev.actor == NULL) {
                 if (os_user[0] == '\0') {
                     struct passwd pw, *res = NULL;
@@ -1040,29 +991,17 @@ static MvStatus commit_batch(MvAuditLog *log, MvAuditWaiter *batch, MvError *err
                 }
                 ev.actor = os_user;
             }
-            st = encode_event(log, &ev, seq0 + k, now, &line, err);
-            if (st != MV_OK)
+            line_start = out.len;
+            st = mv__event_encode(&out, &ev, ev.actor, seq0 + k, now, log->host, err);
+            if (st == MV_OK)
+                st = mv__buf_reserve(&out, 1, err);
+            if (st != MV_OK) {
+                mv_error_prefix(err, ev.action);
                 goto out;
-            len = strlen(line);
-            if (used + len + 1 > cap) {
-                size_t ncap = cap == 0 ? 4096 : cap;
-                char *nb;
-                while (ncap < used + len + 1)
-                    ncap *= 2;
-                nb = realloc(buf, ncap);
-                if (nb == NULL) {
-                    free(line);
-                    st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-                    goto out;
-                }
-                buf = nb;
-                cap = ncap;
             }
-            memcpy(buf + used, line, len);
-            free(line);
-            mv__hash_leaf(&h, buf + used, len, leaves + k * H);
-            used += len;
-            buf[used++] = '\n';
+            mv__hash_leaf(&h, out.data + line_start, out.len - line_start, leaves + k * H);
+            out.data[out.len++] = '\n';
+            used = out.len;
             put_le64(offs + k * 8, log->events_end + used);
         }
     }
@@ -1071,7 +1010,7 @@ static MvStatus commit_batch(MvAuditLog *log, MvAuditWaiter *batch, MvError *err
      * chunk completed; offsets.bin is re-derived from events.jsonl by recover() if a crash
      * leaves it short or wrong, so it is not synced here (it would cost one more journal
      * commit per append: measured 3-5 times slower for single appends). */
-    if (used > 0 && mv__write_all(log->fd_events, buf, used) != 0) {
+    if (used > 0 && mv__write_all(log->fd_events, out.data, used) != 0) {
         st = mv__io_error(err, log->dir, "events.jsonl", "append");
         goto out;
     }
@@ -1106,7 +1045,7 @@ out:
     if (locked)
         flock(log->fd_lock, LOCK_UN);
     mv__hasher_free(&h);
-    free(buf);
+    free(out.data);
     free(leaves);
     free(offs);
     return st;

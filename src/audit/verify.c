@@ -157,76 +157,6 @@ static MvStatus fail(MvAuditVerifyReport *rep, uint64_t first, uint64_t last, co
     return MV_ERR_INTEGRITY;
 }
 
-/* Each line: a canonical JSON object with exactly the contract's keys, seq equal to index. */
-static int check_line(const char *line, size_t len, uint64_t index, char *why, size_t why_len)
-{
-    json_error_t jerr;
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *v;
-    const char *key;
-    char *again = NULL;
-    int ok = 0;
-
-    if (o == NULL || !json_is_object(o)) {
-        snprintf(why, why_len, "not a JSON object (column %d)", o == NULL ? jerr.column : 0);
-        goto out;
-    }
-    json_object_foreach(o, key, v) {
-        int string = json_is_string(v);
-        if (strcmp(key, "objects") == 0) {
-            size_t i;
-            json_t *item;
-            if (!json_is_array(v)) {
-                snprintf(why, why_len, "\"objects\" is not an array");
-                goto out;
-            }
-            json_array_foreach(v, i, item) if (!json_is_string(item))
-            {
-                snprintf(why, why_len, "\"objects\" item %zu is not a string", i);
-                goto out;
-            }
-        } else if (strcmp(key, "seq") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) != index) {
-                snprintf(why, why_len, "\"seq\" is not %llu: an event was inserted, removed or moved",
-                         (unsigned long long)index);
-                goto out;
-            }
-        } else if (strcmp(key, "outcome") == 0) {
-            const char *s = json_string_value(v);
-            if (s == NULL || (strcmp(s, "success") != 0 && strcmp(s, "failure") != 0 && strcmp(s, "denied") != 0)) {
-                snprintf(why, why_len, "\"outcome\" is not success, failure or denied");
-                goto out;
-            }
-        } else if (strcmp(key, "action") == 0 || strcmp(key, "actor") == 0 || strcmp(key, "time") == 0 ||
-                   strcmp(key, "host") == 0 || strcmp(key, "purpose") == 0 || strcmp(key, "detail") == 0) {
-            if (!string) {
-                snprintf(why, why_len, "\"%s\" is not a string", key);
-                goto out;
-            }
-        } else {
-            snprintf(why, why_len, "unexpected key (not in the event contract)");
-            goto out;
-        }
-    }
-    {
-        static const char *const required[] = {"action", "actor", "objects", "outcome", "time", "seq", "host"};
-        for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
-            if (json_object_get(o, required[i]) == NULL) {
-                snprintf(why, why_len, "the key \"%s\" is missing", required[i]);
-                goto out;
-            }
-    }
-    again = json_dumps(o, MV__AUDIT_JSON_FLAGS);
-    if (again == NULL || strlen(again) != len || memcmp(again, line, len) != 0) {
-        snprintf(why, why_len, "not in canonical form (compact, sorted keys, ASCII): it was edited");
-        goto out;
-    }
-    ok = 1;
-out:
-    free(again);
-    json_decref(o);
-    return ok;
-}
-
 /* Reads checkpoints.log into ckpts (appended to *list). */
 static MvStatus load_checkpoints(MvAuditLog *log, const char *vkey, Ckpt **list, size_t *n, size_t *cap,
                                  MvAuditVerifyReport *rep, MvError *err)
@@ -441,7 +371,7 @@ MvStatus mv_audit_verify(MvAuditLog *log, const char *vkey, const char *anchor, 
                                 : "a line longer than 1 MiB");
             goto out;
         }
-        if (!check_line(line, len, i, why, sizeof why)) {
+        if (!mv__event_check(line, len, i, why, sizeof why)) {
             st = fail(rep, i, i, "event %llu (byte %llu of events.jsonl): %s", (unsigned long long)i,
                       (unsigned long long)end_off, why);
             goto out;
