@@ -736,6 +736,8 @@ MvStatus mv_audit_refresh(MvAuditLog *log, MvError *err)
  * Checkpoint signing.
  * ------------------------------------------------------------------------------------------- */
 
+static MvStatus root_locked(MvAuditLog *log, uint64_t size, uint8_t root[MV_AUDIT_HASH_BYTES], MvError *err);
+
 /* With the exclusive lock and state_mu held: signs the current size and appends the note. */
 static MvStatus sign_locked(MvAuditLog *log, char **note_out, MvError *err)
 {
@@ -751,7 +753,7 @@ static MvStatus sign_locked(MvAuditLog *log, char **note_out, MvError *err)
     st = load_private_key(log, err);
     if (st != MV_OK)
         return st;
-    st = mv_audit_root(log, log->size, root, err);
+    st = root_locked(log, log->size, root, err);
     if (st != MV_OK)
         return st;
     mv__b64_encode(root, H, b64root);
@@ -831,7 +833,7 @@ MvStatus mv_audit_public_key(MvAuditLog *log, int pem, char **text, MvError *err
  * Roots and proofs.
  * ------------------------------------------------------------------------------------------- */
 
-MvStatus mv_audit_root(MvAuditLog *log, uint64_t size, uint8_t root[MV_AUDIT_HASH_BYTES], MvError *err)
+static MvStatus root_locked(MvAuditLog *log, uint64_t size, uint8_t root[MV_AUDIT_HASH_BYTES], MvError *err)
 {
     if (size > log->size)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "size %llu is beyond the log's %llu events",
@@ -843,12 +845,29 @@ MvStatus mv_audit_root(MvAuditLog *log, uint64_t size, uint8_t root[MV_AUDIT_HAS
     return mv__log_subtree(log, 0, size, root, err);
 }
 
+/* The read functions below take state_mu, so they may run while other threads append. */
+MvStatus mv_audit_root(MvAuditLog *log, uint64_t size, uint8_t root[MV_AUDIT_HASH_BYTES], MvError *err)
+{
+    MvStatus st;
+
+    pthread_mutex_lock(&log->state_mu);
+    st = root_locked(log, size, root, err);
+    pthread_mutex_unlock(&log->state_mu);
+    return st;
+}
+
 MvStatus mv_audit_leaf_hash(MvAuditLog *log, uint64_t index, uint8_t out[MV_AUDIT_HASH_BYTES], MvError *err)
 {
+    MvStatus st;
+
+    pthread_mutex_lock(&log->state_mu);
     if (index >= log->size)
-        return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "no event %llu: the log has %llu",
-                            (unsigned long long)index, (unsigned long long)log->size);
-    return mv__log_leaf_range(log, index, 1, out, err);
+        st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "no event %llu: the log has %llu",
+                          (unsigned long long)index, (unsigned long long)log->size);
+    else
+        st = mv__log_leaf_range(log, index, 1, out, err);
+    pthread_mutex_unlock(&log->state_mu);
+    return st;
 }
 
 MvStatus mv_audit_prove_inclusion(MvAuditLog *log, uint64_t index, uint64_t size, uint8_t **proof,
@@ -865,7 +884,9 @@ MvStatus mv_audit_prove_inclusion(MvAuditLog *log, uint64_t index, uint64_t size
     *proof = malloc(64 * H);
     if (*proof == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    pthread_mutex_lock(&log->state_mu);
     st = mv__merkle_path(mv__log_subtree, log, index, 0, size, *proof, n_hashes, err);
+    pthread_mutex_unlock(&log->state_mu);
     if (st != MV_OK || *n_hashes == 0) {
         free(*proof);
         *proof = NULL;
@@ -888,7 +909,9 @@ MvStatus mv_audit_prove_consistency(MvAuditLog *log, uint64_t old_size, uint64_t
     *proof = malloc(128 * H);
     if (*proof == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    pthread_mutex_lock(&log->state_mu);
     st = mv__merkle_proof(mv__log_subtree, log, old_size, new_size, *proof, n_hashes, err);
+    pthread_mutex_unlock(&log->state_mu);
     if (st != MV_OK || *n_hashes == 0) {
         free(*proof);
         *proof = NULL;
