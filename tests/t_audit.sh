@@ -220,5 +220,30 @@ expect 0 "checkpoint recovers" -- "$MEDVEIL" audit checkpoint --home "$T"
 expect 0 "verify after recovery" -- "$MEDVEIL" audit verify --home "$T"
 contains "$work/out" "20 events" "nothing acknowledged lost"
 
+# --- two processes appending at once serialize on the lock; nothing is lost or interleaved ---
+rm -rf "$work/two"
+"$APPEND" append "$work/two" 150 1 &
+p1=$!
+"$APPEND" append "$work/two" 150 7 &
+p2=$!
+wait $p1 && wait $p2 || bad "concurrent appenders failed"
+expect 0 "two processes: verify" -- "$MEDVEIL" audit verify --home "$work/two"
+contains "$work/out" "300 events" "two processes: every event kept"
+expect 0 "two processes: oracle canonical" -- "$PY" "$ORACLE" canonical "$work/two/audit/events.jsonl"
+
+# --- a process killed while appending: everything it was told is durable is there ---
+rm -rf "$work/kill"
+MV_AUDIT_PRINT_ACK=1 "$APPEND" append "$work/kill" 1000000 3 >"$work/acks" &
+pk=$!
+for _ in $(seq 50); do [ -s "$work/acks" ] && [ "$(wc -l <"$work/acks")" -gt 20 ] && break; sleep 0.1; done
+kill -9 $pk 2>/dev/null
+wait $pk 2>/dev/null
+acked=$(tail -n 1 "$work/acks" | cut -d' ' -f2)
+expect 0 "after kill -9: checkpoint (recovers)" -- "$MEDVEIL" audit checkpoint --home "$work/kill"
+expect 0 "after kill -9: verify" -- "$MEDVEIL" audit verify --home "$work/kill"
+have=$(sed -n 's/.*verified: \([0-9]*\) events.*/\1/p' "$work/out")
+[ -n "$acked" ] && [ -n "$have" ] && [ "$have" -ge "$acked" ] && ok ||
+    bad "after kill -9: $have events, but $acked were acknowledged"
+
 echo "t_audit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -794,6 +794,11 @@ static int append_mode(int argc, char **argv)
             return 1;
         }
         done += k;
+        if (getenv("MV_AUDIT_PRINT_ACK") != NULL) {
+            /* What has been acknowledged, for the crash test: every line printed is durable. */
+            printf("acked %llu\n", (unsigned long long)(mv_audit_size(log)));
+            fflush(stdout);
+        }
     }
     mv_audit_close(log);
     return 0;
