@@ -857,6 +857,18 @@ typedef struct LogFilter {
     int failed;
 } LogFilter;
 
+/* Prints text from the log with control characters (a terminal escape in an actor name, say)
+ * shown as '?', padded to width. */
+static void print_safe(const char *s, int width)
+{
+    int n = 0;
+
+    for (; *s; s++, n++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    for (; n < width; n++)
+        putchar(' ');
+}
+
 static int show_event(uint64_t seq, const char *line, size_t len, void *ctx)
 {
     LogFilter *f = ctx;
@@ -893,14 +905,28 @@ static int show_event(uint64_t seq, const char *line, size_t len, void *ctx)
         fputc('\n', stdout);
         goto skip;
     }
-    printf("%-6" PRIu64 " %s %-12s %-20s %-7s ", seq, time_s, actor, action, outcome);
+    printf("%-6" PRIu64 " ", seq);
+    print_safe(time_s, 0);
+    putchar(' ');
+    print_safe(actor, 12);
+    putchar(' ');
+    print_safe(action, 20);
+    putchar(' ');
+    print_safe(outcome, 7);
+    putchar(' ');
     objs = json_object_get(e, "objects");
     if (json_array_size(objs) == 0)
-        fputc('-', stdout);
-    json_array_foreach(objs, i, item) printf("%s%s", i ? "," : "", json_string_value(item));
-    if (purpose != NULL)
-        printf(" purpose=%s", purpose);
-    fputc('\n', stdout);
+        putchar('-');
+    json_array_foreach(objs, i, item) {
+        if (i > 0)
+            putchar(',');
+        print_safe(json_is_string(item) ? json_string_value(item) : "?", 0);
+    }
+    if (purpose != NULL) {
+        fputs(" purpose=", stdout);
+        print_safe(purpose, 0);
+    }
+    putchar('\n');
 skip:
     json_decref(e);
     return 0;
