@@ -1,11 +1,13 @@
 /* libFuzzer target for the parsers of the audit module that read untrusted bytes: checkpoint
  * notes and verifier keys (src/audit/checkpoint.c), base64 proof hashes, and the two RFC 9162
- * proof verifiers (src/audit/merkle.c) with sizes, hashes and proofs of any length. Byte 0
+ * proof verifiers (src/audit/merkle.c) with sizes, hashes and proofs of any length, and the
+ * strict checker of event lines (src/audit/event.c). Byte 0
  * picks the parser; a result must be a status, never a crash or a read out of bounds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit_int.h"
 #include "medveil/audit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
     case 0: /* a checkpoint note against a fixed key */
         text = malloc(size);
         memcpy(text, data + 1, size - 1);
@@ -79,10 +81,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         const uint8_t *h2 = data + pos;
         pos += l2;
-        if (data[0] % 5 == 3)
+        if (data[0] % 6 == 3)
             mv_merkle_verify_inclusion(a, b, h1, l1, data + pos, size - pos, h2, l2, NULL);
         else
             mv_merkle_verify_consistency(a, b, data + pos, size - pos, h1, l1, h2, l2, NULL);
+        break;
+    }
+    case 5: { /* an events.jsonl line, as verify and recovery read it */
+        char why[160];
+        mv__event_check((const char *)data + 1, size - 1, size % 7, why, sizeof why);
         break;
     }
     }

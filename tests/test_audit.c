@@ -445,6 +445,19 @@ static void test_recovery(void **state)
     mv_audit_close(log);
     assert_int_equal(mv_audit_open(home, 0, 1, &log, &err), MV_OK);
     assert_int_equal(mv_audit_size(log), 300);
+    /* ... and the signed checkpoint of size 301 still tells that event 300 is gone. */
+    assert_int_equal(mv_audit_verify(log, NULL, NULL, 0, &rep, &err), MV_ERR_INTEGRITY);
+    assert_int_equal(rep.bad_position, 300);
+    mv_audit_close(log);
+    /* A changed subtree hash in nodes.bin is named with the range it covers. */
+    file_path(path, sizeof path, home, "nodes.bin");
+    fd = open(path, O_RDWR);
+    assert_true(pwrite(fd, "X", 1, 5) == 1);
+    close(fd);
+    assert_int_equal(mv_audit_open(home, MV_AUDIT_READONLY, 0, &log, &err), MV_OK);
+    assert_int_equal(mv_audit_verify(log, NULL, NULL, 0, &rep, &err), MV_ERR_INTEGRITY);
+    assert_int_equal(rep.bad_position, 0);
+    assert_int_equal(rep.bad_position_last, 255);
     mv_audit_close(log);
     rm_home(home);
 }
