@@ -99,6 +99,12 @@ expect 0 "check-proof reads the JSON form" -- "$MEDVEIL" audit check-proof --key
 expect 0 "check-proof consistency 12 -> 20" -- "$MEDVEIL" audit check-proof --key "$work/vkey" \
     --old-checkpoint "$work/old.txt" --checkpoint "$work/new.txt" --proof "$work/c12"
 expect 0 "oracle: consistency 12 -> 20" -- "$PY" "$ORACLE" consistency "$work/c12" "$work/old.txt" "$work/new.txt"
+"$MEDVEIL" audit checkpoint --size 5 --home "$H" >"$work/c5.txt" || bad "checkpoint --size 5"
+"$MEDVEIL" audit prove consistency 5 --home "$H" >"$work/c5p"
+expect 0 "check-proof consistency 5 -> 20 (stored checkpoint of size 5)" -- "$MEDVEIL" audit check-proof \
+    --key "$work/vkey" --old-checkpoint "$work/c5.txt" --checkpoint "$work/new.txt" --proof "$work/c5p"
+expect 0 "oracle: consistency 5 -> 20" -- "$PY" "$ORACLE" consistency "$work/c5p" "$work/c5.txt" "$work/new.txt"
+expect 1 "checkpoint --size that was never signed" -- "$MEDVEIL" audit checkpoint --size 999 --home "$H"
 expect 3 "check-proof consistency, checkpoints swapped" -- "$MEDVEIL" audit check-proof --key "$work/vkey" \
     --old-checkpoint "$work/new.txt" --checkpoint "$work/old.txt" --proof "$work/c12"
 

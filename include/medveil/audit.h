@@ -169,6 +169,10 @@ MvStatus mv_audit_prove_consistency(MvAuditLog *log, uint64_t old_size, uint64_t
 MvStatus mv_audit_checkpoint_sign(MvAuditLog *log, char **note, MvError *err);
 /* The newest stored checkpoint note (malloc'd), or MV_ERR_NOTFOUND when none was signed yet. */
 MvStatus mv_audit_checkpoint_latest(MvAuditLog *log, char **note, MvError *err);
+/* The newest stored checkpoint of tree size size whose signature verifies with the log's key
+ * (malloc'd), or MV_ERR_NOTFOUND: so that a consistency proof from an old size can be checked
+ * against the checkpoint signed back then. */
+MvStatus mv_audit_checkpoint_find(MvAuditLog *log, uint64_t size, char **note, MvError *err);
 /* The verifier key line ("NAME+KEYID+BASE64") or, with pem set, the PEM public key; malloc'd. */
 MvStatus mv_audit_public_key(MvAuditLog *log, int pem, char **text, MvError *err);
 

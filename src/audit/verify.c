@@ -221,6 +221,54 @@ out:
     return st;
 }
 
+MvStatus mv_audit_checkpoint_find(MvAuditLog *log, uint64_t size, char **note, MvError *err)
+{
+    struct stat sb;
+    char *buf = NULL;
+    size_t len, pos = 0, best = SIZE_MAX, best_len = 0;
+    MvStatus st = MV_OK;
+
+    *note = NULL;
+    pthread_mutex_lock(&log->state_mu);
+    if (log->fd_ckpt < 0 || fstat(log->fd_ckpt, &sb) != 0 || sb.st_size == 0)
+        goto done;
+    if (sb.st_size > (off_t)(1u << 30)) {
+        st = mv_error_set(err, MV_ERR_LIMIT, MV_NO_TAG, MV_NO_OFFSET, "%s/checkpoints.log: larger than 1 GiB",
+                          log->dir);
+        goto done;
+    }
+    len = (size_t)sb.st_size;
+    buf = malloc(len);
+    if (buf == NULL) {
+        st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+        goto done;
+    }
+    if (mv__pread_all(log->fd_ckpt, buf, len, 0) != 0) {
+        st = mv__io_error(err, log->dir, "checkpoints.log", "read");
+        goto done;
+    }
+    while (pos < len) {
+        size_t note_len = mv__note_length(buf + pos, len - pos);
+        MvAuditCheckpoint cp;
+        if (note_len == 0)
+            break;
+        if (mv_audit_checkpoint_verify(buf + pos, note_len, log->vkey, &cp, NULL) == MV_OK && cp.size == size) {
+            best = pos;
+            best_len = note_len;
+        }
+        pos += note_len;
+    }
+done:
+    pthread_mutex_unlock(&log->state_mu);
+    if (st == MV_OK && best == SIZE_MAX)
+        st = mv_error_set(err, MV_ERR_NOTFOUND, MV_NO_TAG, MV_NO_OFFSET,
+                          "%s/checkpoints.log: no valid checkpoint of size %llu", log->dir, (unsigned long long)size);
+    if (st == MV_OK && (*note = strndup(buf + best, best_len)) == NULL)
+        st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    free(buf);
+    return st;
+}
+
 /* A perfect subtree on the stack: its hash and height (log2 of its leaves). */
 typedef struct Node {
     uint8_t hash[H];

@@ -32,9 +32,10 @@ void help_audit(FILE *out)
             "        checkpoint's signature and root, and, with --checkpoint, that the log still\n"
             "        extends a checkpoint saved earlier (a log cut short or rewritten is caught);\n"
             "        --key checks signatures with a public key kept outside HOME\n"
-            "  checkpoint\n"
+            "  checkpoint [--size N]\n"
             "        print the newest signed checkpoint (signing one first if events are not\n"
-            "        covered yet); save it outside HOME or give it to a witness\n"
+            "        covered yet), or the stored one of size N; save it outside HOME or give\n"
+            "        it to a witness\n"
             "  prove inclusion INDEX [--size N] [--json]\n"
             "        the audit path of event INDEX (0-based) in the tree of size N (default:\n"
             "        the newest checkpoint's size)\n"
@@ -338,13 +339,15 @@ out:
 static void help_checkpoint_sub(FILE *out)
 {
     fprintf(out,
-            "usage: %s audit checkpoint [--home DIR]\n"
+            "usage: %s audit checkpoint [--size N] [--home DIR]\n"
             "\n"
             "Prints the newest signed checkpoint (C2SP tlog-checkpoint: origin, size, base64\n"
             "root, blank line, Ed25519 signature line). When events were appended since, a new\n"
             "checkpoint is signed and stored first. Keep copies outside HOME (or send them to\n"
             "witnesses): 'audit verify --checkpoint FILE' then catches a log cut short or\n"
-            "rewritten after it, even by someone who holds the signing key.\n",
+            "rewritten after it, even by someone who holds the signing key.\n"
+            "  --size N   print the stored checkpoint of tree size N instead (signs nothing):\n"
+            "             the old end of a consistency proof\n",
             cli_program);
 }
 
@@ -359,10 +362,26 @@ static int audit_checkpoint(int argc, char **argv)
 
     if (rc != 0)
         return rc < 0 ? -rc : MV_EXIT_OK;
-    if ((rc = only(cmd, &o, " ")) != 0)
+    if ((rc = only(cmd, &o, " size ")) != 0)
         return rc;
     if (o.n_args != 0)
         return cli_usage_error(cmd, "unexpected argument '%s'", o.args[0]);
+    if (o.size != NULL) {
+        uint64_t size;
+        if (parse_u64(o.size, &size) != 0)
+            return cli_usage_error(cmd, "--size wants a number");
+        if ((rc = open_log(cmd, &o, MV_AUDIT_READONLY, &log)) != 0)
+            return rc;
+        if (mv_audit_checkpoint_find(log, size, &note, &err) != MV_OK) {
+            cli_error(cmd, "%s", err.message);
+            rc = MV_EXIT_PARTIAL;
+        } else {
+            fputs(note, stdout);
+        }
+        free(note);
+        mv_audit_close(log);
+        return rc;
+    }
     if ((rc = open_log(cmd, &o, 0, &log)) != 0)
         return rc;
     if (mv_audit_checkpoint_sign(log, &note, &err) != MV_OK) {
