@@ -218,6 +218,16 @@ expect 3 "verify --json on a tampered log" -- "$MEDVEIL" audit verify --json --h
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["ok"] is False and "bad_position" in d else 1)' \
     "$work/out" && ok || bad "verify --json: $(cat "$work/out")"
 
+# (j) signing.vkey deleted: the stored checkpoints cannot be checked; with --key they can
+fresh
+rm -f "$T/audit/signing.vkey"
+expect 3 "signing.vkey deleted" -- "$MEDVEIL" audit verify --home "$T"
+expect 0 "signing.vkey deleted, key given" -- "$MEDVEIL" audit verify --key "$work/vkey" --home "$T"
+# (k) the whole log deleted: a saved checkpoint says there was one
+fresh
+rm -rf "$T/audit"
+expect 3 "log deleted, checkpoint kept" -- "$MEDVEIL" audit verify --checkpoint "$work/old.txt" --home "$T"
+
 # --- crash recovery through the CLI: a torn line is cut at the next writable open ---
 fresh
 printf '{"action":"vault.get","act' >>"$TE"

@@ -670,8 +670,13 @@ MvStatus mv_audit_open(const char *home, unsigned flags, uint64_t checkpoint_eve
         goto out;
     }
     st = load_vkey(log, err);
-    if (st == MV_ERR_NOTFOUND && create)
-        st = create_key(log, err) == MV_OK ? load_vkey(log, err) : err->code;
+    if (st == MV_ERR_NOTFOUND && create) {
+        st = create_key(log, err);
+        if (st == MV_OK)
+            st = load_vkey(log, err);
+    } else if (st == MV_ERR_NOTFOUND && rdonly) {
+        st = MV_OK; /* readers can still be given the public key from outside (verify) */
+    }
     if (st == MV_OK) {
         if (rdonly) {
             int consistent;
@@ -822,6 +827,10 @@ MvStatus mv_audit_public_key(MvAuditLog *log, int pem, char **text, MvError *err
 {
     if (pem)
         return read_small_file(log->dir, "signing.pub", text, err);
+    if (log->vkey[0] == '\0') {
+        *text = NULL;
+        return mv_error_set(err, MV_ERR_NOTFOUND, MV_NO_TAG, MV_NO_OFFSET, "%s/signing.vkey is missing", log->dir);
+    }
     *text = malloc(strlen(log->vkey) + 2);
     if (*text == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");

@@ -308,6 +308,10 @@ MvStatus mv_audit_verify(MvAuditLog *log, const char *vkey, const char *anchor, 
     rep->bad_position = rep->bad_position_last = UINT64_MAX;
     if (vkey == NULL)
         vkey = log->vkey;
+    if (vkey[0] == '\0')
+        return fail(rep, 0, UINT64_MAX,
+                    "%s/signing.vkey is missing: the checkpoints cannot be checked (give the public key "
+                    "with --key)", log->dir);
     st = mv__hasher_init(&h, err);
     if (st != MV_OK)
         return st;

@@ -274,8 +274,15 @@ static int audit_verify(int argc, char **argv)
         free(anchor);
         return MV_EXIT_USAGE;
     }
-    if ((rc = open_log(cmd, &o, MV_AUDIT_READONLY, &log)) != 0)
+    if ((rc = open_log(cmd, &o, MV_AUDIT_READONLY, &log)) != 0) {
+        /* A log that is gone, while a checkpoint says it existed, is a failure, not a usage error. */
+        if (anchor != NULL && rc == MV_EXIT_USAGE) {
+            cli_error(cmd, "VERIFICATION FAILED at position 0: the log is gone, but the given checkpoint "
+                           "says it existed");
+            rc = MV_EXIT_SECURITY;
+        }
         goto out;
+    }
     mv_error_clear(&err);
     st = mv_audit_verify(log, key, anchor, anchor_len, &rep, &err);
     if (st != MV_OK && st != MV_ERR_INTEGRITY) {
