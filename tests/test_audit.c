@@ -385,7 +385,7 @@ static void test_recovery(void **state)
     MvAuditVerifyReport rep;
     MvError err;
     struct stat sb;
-    off_t committed;
+    off_t committed, committed_ckpt;
     int fd;
 
     (void)state;
@@ -407,6 +407,18 @@ static void test_recovery(void **state)
     assert_int_equal(mv_audit_size(log), 300);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, committed);
+    /* A torn checkpoint at the end of checkpoints.log is cut, like a torn event. */
+    mv_audit_close(log);
+    file_path(path, sizeof path, home, "checkpoints.log");
+    assert_int_equal(stat(path, &sb), 0);
+    committed_ckpt = sb.st_size;
+    fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(write(fd, "host/medveil-audit/00000000\n301\nAAAA", 36) == 36);
+    close(fd);
+    assert_int_equal(mv_audit_open(home, 0, 1, &log, &err), MV_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, committed_ckpt);
+    assert_int_equal(mv_audit_verify(log, NULL, NULL, 0, &rep, &err), MV_OK);
     /* Caches lost or short are derived again from events.jsonl. */
     mv_audit_close(log);
     file_path(path, sizeof path, home, "leaves.bin");

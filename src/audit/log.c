@@ -313,6 +313,21 @@ static MvStatus append_chunks(MvAuditLog *log, MvHasher *h, MvError *err)
     return MV_OK;
 }
 
+/* A torn checkpoint at the end of checkpoints.log was never acknowledged: cut it (lock held). */
+static MvStatus cut_torn_checkpoint(MvAuditLog *log, MvError *err)
+{
+    uint64_t start;
+    MvStatus st = mv__log_last_checkpoint(log, &start, NULL, err);
+
+    if (st == MV_OK && log->ckpt_torn) {
+        if (ftruncate(log->fd_ckpt, (off_t)start) != 0 || datasync(log, log->fd_ckpt) != 0)
+            st = mv__io_error(err, log->dir, "checkpoints.log", "truncate");
+        else
+            st = mv__log_last_checkpoint(log, &start, NULL, err);
+    }
+    return st;
+}
+
 /* Crash recovery, with the exclusive lock held. Events beyond the caches were never
  * acknowledged (an append syncs the caches after the events): complete lines that are events
  * with the next seq are kept and hashed; a torn or malformed tail is cut off. Caches longer
@@ -343,7 +358,10 @@ static MvStatus recover(MvAuditLog *log, MvError *err)
         n--;
         end = 0;
     }
-    if (ftruncate(log->fd_leaves, (off_t)(n * H)) != 0 || ftruncate(log->fd_offsets, (off_t)(n * 8)) != 0) {
+    if ((n_leaves * H != file_size(log->fd_leaves) && ftruncate(log->fd_leaves, (off_t)(n * H)) != 0) ||
+        (n_off * 8 != file_size(log->fd_offsets) && ftruncate(log->fd_offsets, (off_t)(n * 8)) != 0) ||
+        (n != n_leaves && ftruncate(log->fd_leaves, (off_t)(n * H)) != 0) ||
+        (n != n_off && ftruncate(log->fd_offsets, (off_t)(n * 8)) != 0)) {
         st = mv__io_error(err, log->dir, "leaves.bin", "truncate");
         goto out;
     }
@@ -409,17 +427,7 @@ static MvStatus recover(MvAuditLog *log, MvError *err)
         st = mv__io_error(err, log->dir, "audit files", "sync");
         goto out;
     }
-    /* A torn checkpoint at the end of checkpoints.log was never acknowledged either. */
-    {
-        uint64_t start;
-        st = mv__log_last_checkpoint(log, &start, NULL, err);
-        if (st == MV_OK && log->ckpt_torn) {
-            if (ftruncate(log->fd_ckpt, (off_t)start) != 0 || datasync(log, log->fd_ckpt) != 0)
-                st = mv__io_error(err, log->dir, "checkpoints.log", "truncate");
-            else
-                st = mv__log_last_checkpoint(log, &start, NULL, err);
-        }
-    }
+    st = cut_torn_checkpoint(log, err);
 out:
     mv__hasher_free(&h);
     free(buf);
@@ -686,7 +694,9 @@ MvStatus mv_audit_open(const char *home, unsigned flags, uint64_t checkpoint_eve
                 st = mv__log_last_checkpoint(log, &start, NULL, err);
             }
         } else {
-            st = recover(log, err);
+            st = sync_state(log, err);
+            if (st == MV_OK)
+                st = cut_torn_checkpoint(log, err);
         }
     }
     flock(log->fd_lock, LOCK_UN);
