@@ -228,6 +228,15 @@ fresh
 rm -rf "$T/audit"
 expect 3 "log deleted, checkpoint kept" -- "$MEDVEIL" audit verify --checkpoint "$work/old.txt" --home "$T"
 
+# (l) an auditor's copy: only events.jsonl, checkpoints.log and the public key
+rm -rf "$work/copy" && mkdir -p "$work/copy/audit"
+cp "$E" "$H/audit/checkpoints.log" "$H/audit/signing.vkey" "$work/copy/audit/"
+chmod -w "$work/copy/audit" "$work/copy/audit/"*
+expect 0 "a read-only copy of the record alone verifies" -- "$MEDVEIL" audit verify --checkpoint "$work/old.txt" \
+    --home "$work/copy"
+contains "$work/out" "20 events" "the copy has every event"
+chmod -R u+w "$work/copy"
+
 # --- crash recovery through the CLI: a torn line is cut at the next writable open ---
 fresh
 printf '{"action":"vault.get","act' >>"$TE"

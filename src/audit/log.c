@@ -656,7 +656,7 @@ MvStatus mv_audit_open(const char *home, unsigned flags, uint64_t checkpoint_eve
     }
     log->fd_lock = open_in(log, "lock", rdonly ? O_RDONLY : O_RDWR | (create ? O_CREAT : 0));
     log->fd_events = open_in(log, "events.jsonl", oflags | (rdonly ? 0 : O_APPEND));
-    if (log->fd_lock < 0 || log->fd_events < 0) {
+    if ((log->fd_lock < 0 && !rdonly) || log->fd_events < 0) {
         if (errno == ENOENT)
             st = mv_error_set(err, MV_ERR_NOTFOUND, MV_NO_TAG, MV_NO_OFFSET,
                               "%s: no audit log here (it is created by the first audited command)", log->dir);
@@ -673,7 +673,7 @@ MvStatus mv_audit_open(const char *home, unsigned flags, uint64_t checkpoint_eve
         st = mv__io_error(err, log->dir, "cache files", "open");
         goto out;
     }
-    if (flock(log->fd_lock, rdonly ? LOCK_SH : LOCK_EX) != 0) {
+    if (log->fd_lock >= 0 && flock(log->fd_lock, rdonly ? LOCK_SH : LOCK_EX) != 0) {
         st = mv__io_error(err, log->dir, "lock", "flock");
         goto out;
     }
