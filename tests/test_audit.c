@@ -531,6 +531,10 @@ static void test_group_commit(void **state)
     batch[5].action = "vault.ls";
     batch[7].outcome = "maybe";
     assert_int_equal(mv_audit_append(log, batch, 100, NULL, &err), MV_ERR_ARG);
+    batch[7].outcome = NULL;
+    batch[9].purpose = "caf\xe9"; /* Latin-1, not UTF-8 */
+    assert_int_equal(mv_audit_append(log, batch, 100, NULL, &err), MV_ERR_ARG);
+    batch[9].purpose = NULL;
     {
         char *note = NULL;
         assert_int_equal(mv_audit_checkpoint_sign(log, &note, &err), MV_OK);

@@ -50,6 +50,8 @@ MvStatus mv__buf_reserve(MvBuf *b, size_t more, MvError *err);
  * replaces ev->actor. MV_ERR_ARG when a text is not valid UTF-8. (event.c) */
 MvStatus mv__event_encode(MvBuf *b, const MvAuditEvent *ev, const char *actor, uint64_t seq, const char *time_s,
                           const char *host, MvError *err);
+/* 1 when the NUL-terminated s is valid UTF-8 (RFC 3629), as jansson requires of strings. */
+int mv__utf8_valid(const char *s);
 /* 1 when line is exactly the canonical encoding of an event with this seq (the contract's keys,
  * in order, canonical strings, outcome one of three); else 0 with a reason in why. */
 int mv__event_check(const char *line, size_t len, uint64_t seq, char *why, size_t why_len);

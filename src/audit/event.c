@@ -72,6 +72,20 @@ static size_t utf8_next(const unsigned char *s, size_t left, uint32_t *cp)
     return n;
 }
 
+int mv__utf8_valid(const char *s)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = utf8_next((const unsigned char *)s + i, len - i, &cp);
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
 /* A JSON string as jansson escapes it: \\ \" \b \f \n \r \t, other controls and everything
  * above 0x7F as \uXXXX (upper-case hex, UTF-16 surrogate pairs above U+FFFF). */
 static MvStatus put_string(MvBuf *b, const char *s, MvError *err)

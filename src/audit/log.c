@@ -642,7 +642,7 @@ MvStatus mv_audit_open(const char *home, unsigned flags, uint64_t checkpoint_eve
     if (gethostname(log->host, sizeof log->host - 1) != 0 || log->host[0] == '\0')
         snprintf(log->host, sizeof log->host, "localhost");
     for (char *c = log->host; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == '+')
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '+')
             *c = '-';
     if (create) {
         if (mkdir(home, 0700) != 0 && errno != EEXIST) {
@@ -978,8 +978,14 @@ static MvStatus check_event(const MvAuditEvent *ev, MvError *err)
     if (ev->n_objects > 0 && ev->objects == NULL)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "audit event without its objects array");
     for (size_t i = 0; i < ev->n_objects; i++)
-        if (ev->objects[i] == NULL)
-            return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "audit object %zu is NULL", i);
+        if (ev->objects[i] == NULL || !mv__utf8_valid(ev->objects[i]))
+            return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "audit object %zu is NULL or not UTF-8", i);
+    /* Checked here, before the event joins a batch, so that one bad event never fails the
+     * events of other threads committed with it. */
+    if ((ev->actor != NULL && !mv__utf8_valid(ev->actor)) || (ev->purpose != NULL && !mv__utf8_valid(ev->purpose)) ||
+        (ev->detail != NULL && !mv__utf8_valid(ev->detail)))
+        return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
+                            "audit event %s: the actor, purpose or detail is not valid UTF-8", ev->action);
     return MV_OK;
 }
 
