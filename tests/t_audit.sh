@@ -115,7 +115,6 @@ want=$("$PY" -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if (e:=
 expect 0 "log --since the future" -- "$MEDVEIL" audit log --since 2999-01-01 --home "$H"
 [ ! -s "$work/out" ] && ok || bad "log --since 2999 printed events"
 expect 2 "log --since garbage" -- "$MEDVEIL" audit log --since yesterday --home "$H"
-expect 2 "export placeholder" -- "$MEDVEIL" audit export --home "$H"
 
 # --- tampering: each on a copy, verify must exit 3 and name the position ---
 T=$work/t
