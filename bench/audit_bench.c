@@ -28,7 +28,8 @@ static void fill(MvAuditEvent *ev, char (*obj)[40], const char **ptrs, size_t n,
     for (size_t i = 0; i < n; i++) {
         snprintf(obj[i], 40, "2.25.%llu", (unsigned long long)(123456789000ull + base + i));
         ptrs[i] = obj[i];
-        ev[i] = (MvAuditEvent){actions[(base + i) % 4], "bench-user", &ptrs[i], 1, "success", "research", NULL};
+        ev[i] = (MvAuditEvent){.action = actions[(base + i) % 4], .actor = "bench-user", .objects = &ptrs[i],
+                               .n_objects = 1, .outcome = "success", .purpose = "research"};
     }
 }
 

@@ -287,7 +287,8 @@ static void append_n(MvAuditLog *log, int n)
     for (int i = 0; i < n; i++) {
         char obj[32];
         const char *objs[1] = {obj};
-        MvAuditEvent ev = {"vault.get", "alice", objs, 1, "success", i % 3 ? "research" : NULL, NULL};
+        MvAuditEvent ev = {.action = "vault.get", .actor = "alice", .objects = objs, .n_objects = 1,
+                           .outcome = "success", .purpose = i % 3 ? "research" : NULL};
         snprintf(obj, sizeof obj, "v-%d", i);
         assert_int_equal(mv_audit_append(log, &ev, 1, NULL, NULL), MV_OK);
     }
@@ -483,7 +484,7 @@ static void *appender(void *p)
 {
     ThreadArg *a = p;
     for (int i = 0; i < a->n; i++) {
-        MvAuditEvent ev = {"deid", "worker", NULL, 0, "success", NULL, "thread"};
+        MvAuditEvent ev = {.action = "deid", .actor = "worker", .outcome = "success", .detail = "thread"};
         if (mv_audit_append(a->log, &ev, 1, NULL, NULL) != MV_OK)
             return p;
     }
@@ -518,7 +519,7 @@ static void test_group_commit(void **state)
     assert_true(mv_audit_commit_count(log) < THREADS * EACH);
     /* A batch is one commit. */
     for (int i = 0; i < 100; i++)
-        batch[i] = (MvAuditEvent){"vault.ls", NULL, NULL, 0, NULL, NULL, NULL};
+        batch[i] = (MvAuditEvent){.action = "vault.ls"};
     {
         uint64_t before = mv_audit_commit_count(log), first;
         assert_int_equal(mv_audit_append(log, batch, 100, &first, &err), MV_OK);
@@ -657,7 +658,7 @@ static void test_event_encoding_matches_jansson(void **state)
 
     (void)state;
     for (int round = 0; round < 20000; round++) {
-        MvAuditEvent ev = {"vault.get", NULL, objs, rnd(3), NULL, NULL, NULL};
+        MvAuditEvent ev = {.action = "vault.get", .objects = objs, .n_objects = rnd(3)};
         uint64_t seq = rnd(3) == 0 ? rnd(10) : ((uint64_t)rnd(1u << 31) << 20);
         json_t *o = json_object(), *arr = json_array();
         int ok = 1;
@@ -740,7 +741,8 @@ static void test_event_check_matches_jansson(void **state)
 
     (void)state;
     for (int round = 0; round < 4000; round++) {
-        MvAuditEvent ev = {"vault.put", NULL, objs, 1, "failure", rnd(2) ? "qa" : NULL, rnd(2) ? "x" : NULL};
+        MvAuditEvent ev = {.action = "vault.put", .objects = objs, .n_objects = 1, .outcome = "failure",
+                           .purpose = rnd(2) ? "qa" : NULL, .detail = rnd(2) ? "x" : NULL};
         size_t len;
         do {
             random_text(actor, sizeof actor);
@@ -814,8 +816,9 @@ static int append_mode(int argc, char **argv)
             uint64_t seq = base + (uint64_t)i;
             snprintf(objs[i], sizeof objs[i], "2.25.%llu", (unsigned long long)(1000 + seq));
             obj_ptrs[i] = objs[i];
-            ev[i] = (MvAuditEvent){actions[seq % 5], actors[seq % 3], &obj_ptrs[i], 1,
-                                   seq % 5 == 4 ? "failure" : "success", seq % 2 ? "treatment" : NULL, NULL};
+            ev[i] = (MvAuditEvent){.action = actions[seq % 5], .actor = actors[seq % 3], .objects = &obj_ptrs[i],
+                                   .n_objects = 1, .outcome = seq % 5 == 4 ? "failure" : "success",
+                                   .purpose = seq % 2 ? "treatment" : NULL};
         }
         if (mv_audit_append(log, ev, (size_t)k, NULL, &err) != MV_OK) {
             fprintf(stderr, "append: %s\n", err.message);

@@ -103,7 +103,10 @@ MvStatus mv_audit_checkpoint_verify(const char *note, size_t len, const char *vk
 
 typedef struct MvAuditLog MvAuditLog;
 
-/* One event to append. Strings are copied into the log line; the struct is not kept. */
+/* One event. To append, fill the first seven fields: strings are copied into the log line and
+ * the struct is not kept. The last four are what the log assigns (time, seq, host); append
+ * ignores them, and readers of the log (include/medveil/audit_export.h) fill them: this is the
+ * one event type of both headers. */
 typedef struct MvAuditEvent {
     const char *action;         /* required, [a-z0-9.-]+ */
     const char *actor;          /* NULL: the OS user of the effective uid */
@@ -112,6 +115,10 @@ typedef struct MvAuditEvent {
     const char *outcome;        /* "success", "failure" or "denied" (NULL: "success") */
     const char *purpose;        /* may be NULL */
     const char *detail;         /* may be NULL; never patient data */
+    const char *time;           /* read: RFC 3339 UTC as written; ignored by append */
+    int64_t time_us;            /* read: microseconds since 1970-01-01T00:00:00Z; ignored by append */
+    int64_t seq;                /* read: leaf index, -1 when absent; ignored by append */
+    const char *host;           /* read: may be NULL; ignored by append */
 } MvAuditEvent;
 
 enum {

@@ -2,6 +2,7 @@
  * HOME/audit (created on first use) and a fresh signed checkpoint, or the command fails. */
 #include <pwd.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -14,6 +15,7 @@ int cli_audit(const char *home, const CliAuditEvent *ev)
     MvError err;
     char user[256];
 
+    memset(&event, 0, sizeof event);
     if (ev->actor != NULL && ev->actor[0] != '\0') {
         snprintf(user, sizeof user, "%s", ev->actor);
     } else {
