@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "medveil/audit.h"
 #include "medveil/status.h"
 
 #ifdef __cplusplus
@@ -17,22 +18,9 @@ extern "C" {
 
 /* ---- Events -------------------------------------------------------------------------- */
 
-/* One event of the log (the on-disk contract: one canonical JSON object per line with keys
- * action, actor, objects, outcome, purpose?, detail?, time, seq, host). Every string is valid
- * until the next mv_audit_reader_next or mv_audit_reader_free on the reader that produced it. */
-typedef struct MvAuditEvent {
-    const char *action;          /* "vault.get", "auth.unlock", "audit.alert" ... */
-    const char *actor;           /* user name */
-    const char *const *objects;  /* n_objects opaque ids or UIDs; NULL when n_objects is 0 */
-    size_t n_objects;
-    const char *outcome;         /* "success", "failure" or "denied" */
-    const char *purpose;         /* may be NULL */
-    const char *detail;          /* may be NULL */
-    const char *time;            /* RFC 3339 UTC as written, e.g. "2026-11-27T07:30:00.123456Z" */
-    int64_t time_us;             /* the same instant, microseconds since 1970-01-01T00:00:00Z */
-    int64_t seq;                 /* leaf index; -1 when absent */
-    const char *host;            /* may be NULL */
-} MvAuditEvent;
+/* One event of the log: MvAuditEvent of medveil/audit.h (the on-disk contract: one canonical JSON
+ * object per line). Every string of an event read here is valid until the next
+ * mv_audit_reader_next or mv_audit_reader_free on the reader that produced it. */
 
 /* Parses an RFC 3339 date-time ("2026-11-27T07:30:00.123456Z", "...+01:00", fraction optional)
  * or a bare date "2026-11-27" (midnight UTC) into microseconds since the epoch. MV_ERR_PARSE if
