@@ -2,43 +2,63 @@
  * HOME/audit (created on first use) and a fresh signed checkpoint, or the command fails. */
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "medveil/audit.h"
 
-int cli_audit(const char *home, const CliAuditEvent *ev)
+static void os_user(char *user, size_t size)
+{
+    struct passwd *pw = getpwuid(geteuid());
+
+    if (pw != NULL)
+        snprintf(user, size, "%s", pw->pw_name);
+    else
+        snprintf(user, size, "uid:%lu", (unsigned long)geteuid());
+}
+
+int cli_audit_many(const char *home, const CliAuditEvent *evs, size_t n)
 {
     MvAuditLog *log = NULL;
-    MvAuditEvent event;
+    MvAuditEvent *events = NULL;
     MvError err;
     char user[256];
+    int rc = -1;
 
-    memset(&event, 0, sizeof event);
-    if (ev->actor != NULL && ev->actor[0] != '\0') {
-        snprintf(user, sizeof user, "%s", ev->actor);
-    } else {
-        struct passwd *pw = getpwuid(geteuid());
-        if (pw != NULL)
-            snprintf(user, sizeof user, "%s", pw->pw_name);
-        else
-            snprintf(user, sizeof user, "uid:%lu", (unsigned long)geteuid());
-    }
-    event.action = ev->action;
-    event.actor = user;
-    event.objects = ev->objects;
-    event.n_objects = ev->n_objects;
-    event.outcome = ev->outcome;
-    event.purpose = ev->purpose;
-    event.detail = ev->detail;
-    /* checkpoint_every = 1: every command's event is covered by a signed checkpoint at once. */
-    if (mv_audit_open(home, MV_AUDIT_CREATE, 1, &log, &err) != MV_OK ||
-        mv_audit_append(log, &event, 1, NULL, &err) != MV_OK) {
-        cli_error("audit", "the action cannot be recorded, so it is refused: %s", err.message);
-        mv_audit_close(log);
+    if (n == 0)
+        return 0;
+    events = calloc(n, sizeof *events);
+    if (events == NULL) {
+        cli_error("audit", "the action cannot be recorded, so it is refused: out of memory");
         return -1;
     }
+    os_user(user, sizeof user);
+    for (size_t i = 0; i < n; i++) {
+        events[i].action = evs[i].action;
+        events[i].actor = evs[i].actor != NULL && evs[i].actor[0] != '\0' ? evs[i].actor : user;
+        events[i].objects = evs[i].objects;
+        events[i].n_objects = evs[i].n_objects;
+        events[i].outcome = evs[i].outcome;
+        events[i].purpose = evs[i].purpose;
+        events[i].detail = evs[i].detail;
+    }
+    /* checkpoint_every = 1: every command's events are covered by a signed checkpoint at once;
+     * the n events of one call share one write and one fsync. */
+    if (mv_audit_open(home, MV_AUDIT_CREATE, 1, &log, &err) != MV_OK ||
+        mv_audit_append(log, events, n, NULL, &err) != MV_OK) {
+        cli_error("audit", "the action cannot be recorded, so it is refused: %s", err.message);
+        goto out;
+    }
+    rc = 0;
+out:
     mv_audit_close(log);
-    return 0;
+    free(events);
+    return rc;
+}
+
+int cli_audit(const char *home, const CliAuditEvent *ev)
+{
+    return cli_audit_many(home, ev, 1);
 }
