@@ -469,8 +469,8 @@ static int audit_run(Run *run, const char *home, const char *actor, const char *
 
     qsort(run->jobs, run->n_jobs, sizeof *run->jobs, by_study);
     for (size_t i = 0; i < run->n_jobs; i++)
-        if (run->jobs[i].status == ST_DONE && (i == 0 || strcmp(run->jobs[i].study, run->jobs[i - 1].study) != 0))
-            cap++;
+        if (i == 0 || strcmp(run->jobs[i].study, run->jobs[i - 1].study) != 0)
+            cap++; /* at most one event per group of jobs with the same study */
     evs = calloc(cap, sizeof *evs);
     details = calloc(cap, sizeof *details);
     objects = calloc(cap, sizeof *objects);
