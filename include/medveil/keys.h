@@ -40,6 +40,18 @@ typedef struct MvKdfParams {
     uint32_t parallelism; /* lanes; default 1 */
 } MvKdfParams;
 
+#define MV_KDF_DEFAULT_T 3
+#define MV_KDF_DEFAULT_M_KIB 65536
+#define MV_KDF_DEFAULT_P 1
+/* Accepted ranges: 1 <= t <= 64, 8*p <= m_kib <= 4 GiB, 1 <= p <= 16 (a keyring asking for
+ * more is refused as damaged rather than exhausting memory or time). */
+#define MV_KDF_MAX_T 64
+#define MV_KDF_MAX_M_KIB 4194304
+#define MV_KDF_MAX_P 16
+
+/* Fills *kdf with the defaults above. */
+void mv_kdf_params_default(MvKdfParams *kdf);
+
 typedef struct MvKeyring MvKeyring;
 
 /* Reads a secret for the CLI: from file `path` when not NULL (trailing newline dropped), else
@@ -62,6 +74,9 @@ void mv_keyring_close(MvKeyring *kr);
 
 /* The current KEK version (1, 2, ...), and the versions still present (not retired). */
 uint32_t mv_keyring_current_version(const MvKeyring *kr);
+/* Copies the versions still present (current and old, ascending) into versions[cap] and
+ * returns how many there are (which may exceed cap). */
+size_t mv_keyring_versions(const MvKeyring *kr, uint32_t *versions, size_t cap);
 
 /* Wraps a data key under the current KEK. `context` (e.g. an object id) is bound as associated
  * data: unwrapping with another context fails. *wrapped is malloc'd, *wrapped_len bytes; it
@@ -80,6 +95,10 @@ uint32_t mv_keyring_wrapped_version(const uint8_t *wrapped, size_t wrapped_len);
  * at random on first use, stored wrapped under the KEK in the keyring, rewrapped by rotation.
  * Copies it into out[32]; the caller wipes it. */
 MvStatus mv_keyring_named_key(MvKeyring *kr, const char *name, uint8_t out[32], MvError *err);
+
+/* Argon2id parameters for the versions protected from now on (by mv_keyring_rotate): to
+ * retune an installation, set them and rotate. MV_ERR_ARG when out of the ranges above. */
+MvStatus mv_keyring_set_kdf(MvKeyring *kr, const MvKdfParams *kdf, MvError *err);
 
 /* Rotation: makes KEK version n+1 the current one (protected the same way, or as `how` says when
  * not NULL) and rewraps the keyring's named keys. Data keys wrapped elsewhere (the vault) are
