@@ -46,8 +46,9 @@ typedef struct MvP11 MvP11;
 
 /* Loads `module` with dlopen, initialises it, finds the token labelled `token_label` (exactly
  * one), opens a read-write session and logs in as the user with `pin`. The PIN is not kept.
- * A wrong PIN is MV_ERR_DENIED; no such token MV_ERR_NOTFOUND; a module that cannot be loaded
- * MV_ERR_ARG. *out is freed with mv__p11_close. */
+ * A wrong or locked PIN is MV_ERR_DENIED; no such token, two with that label, or a module that
+ * cannot be loaded MV_ERR_ARG. *out is freed with mv__p11_close. Modules are shared by the
+ * keyrings of a process (initialised once, finalised with the last one). */
 MvStatus mv__p11_open(const char *module, const char *token_label, const uint8_t *pin, size_t pin_len,
                       MvP11 **out, MvError *err);
 /* Logs out, closes the session, finalises and unloads the module. NULL is accepted. */

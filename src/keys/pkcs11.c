@@ -12,14 +12,95 @@
 
 #include "keys/keys_int.h"
 
-struct MvP11 {
+/* A loaded module, shared by the keyrings of this process that use it: C_Initialize once,
+ * C_Finalize when the last one closes (PKCS#11 v2.40 5.4: one initialisation per process).
+ * Not thread-safe: keyrings are opened and closed from one thread. */
+typedef struct Module {
+    char *path;
     void *dl;
     CK_FUNCTION_LIST *f;
+    int initialized; /* C_Initialize was ours, so C_Finalize is too */
+    unsigned users;
+    struct Module *next;
+} Module;
+
+static Module *modules;
+
+struct MvP11 {
+    Module *mod;
+    CK_FUNCTION_LIST *f;
     CK_SESSION_HANDLE session;
-    int initialized; /* this keyring called C_Initialize and will call C_Finalize */
-    int logged_in;   /* this keyring logged in and will log out */
+    int logged_in; /* this keyring logged the user in */
     int have_session;
 };
+
+static void module_release(Module *mod)
+{
+    Module **pp;
+
+    if (mod == NULL || --mod->users > 0)
+        return;
+    for (pp = &modules; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == mod) {
+            *pp = mod->next;
+            break;
+        }
+    if (mod->f != NULL && mod->initialized)
+        (void)mod->f->C_Finalize(NULL);
+    if (mod->dl != NULL)
+        dlclose(mod->dl);
+    free(mod->path);
+    free(mod);
+}
+
+static MvStatus module_acquire(const char *path, Module **out, MvError *err)
+{
+    CK_C_GetFunctionList get_list;
+    CK_C_INITIALIZE_ARGS init_args;
+    Module *mod;
+    CK_RV rv;
+
+    for (mod = modules; mod != NULL; mod = mod->next)
+        if (strcmp(mod->path, path) == 0) {
+            mod->users++;
+            *out = mod;
+            return MV_OK;
+        }
+    mod = calloc(1, sizeof *mod);
+    if (mod == NULL || (mod->path = strdup(path)) == NULL) {
+        free(mod);
+        return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
+    }
+    mod->users = 1;
+    mod->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (mod->dl == NULL) {
+        MvStatus st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
+                                   "%s: cannot load the PKCS#11 module: %s", path, dlerror());
+        module_release(mod);
+        return st;
+    }
+    *(void **)&get_list = dlsym(mod->dl, "C_GetFunctionList");
+    if (get_list == NULL || get_list(&mod->f) != CKR_OK || mod->f == NULL) {
+        mod->f = NULL;
+        module_release(mod);
+        return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
+                            "%s: not a PKCS#11 module (no C_GetFunctionList)", path);
+    }
+    memset(&init_args, 0, sizeof init_args);
+    init_args.flags = CKF_OS_LOCKING_OK;
+    rv = mod->f->C_Initialize(&init_args);
+    if (rv == CKR_OK)
+        mod->initialized = 1;
+    else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        module_release(mod);
+        return mv_error_set(err, MV_ERR_CRYPTO, MV_NO_TAG, MV_NO_OFFSET, "%s: C_Initialize failed (CK_RV 0x%lx)",
+                            path, (unsigned long)rv);
+    }
+    mod->next = modules;
+    modules = mod;
+    *out = mod;
+    return MV_OK;
+}
 
 static MvStatus p11_fail(MvError *err, MvStatus code, const char *what, CK_RV rv)
 {
@@ -32,15 +113,14 @@ void mv__p11_close(MvP11 *p11)
     if (p11 == NULL)
         return;
     if (p11->f != NULL) {
-        if (p11->logged_in)
+        /* The login belongs to the application, not the session: log out only when no other
+         * keyring of this process uses the module (closing the last session does it too). */
+        if (p11->logged_in && p11->mod->users == 1)
             (void)p11->f->C_Logout(p11->session);
         if (p11->have_session)
             (void)p11->f->C_CloseSession(p11->session);
-        if (p11->initialized)
-            (void)p11->f->C_Finalize(NULL);
     }
-    if (p11->dl != NULL)
-        dlclose(p11->dl);
+    module_release(p11->mod);
     free(p11);
 }
 
@@ -58,8 +138,6 @@ MvStatus mv__p11_open(const char *module, const char *token_label, const uint8_t
                       MvP11 **out, MvError *err)
 {
     MvP11 *p11 = calloc(1, sizeof *p11);
-    CK_C_GetFunctionList get_list;
-    CK_C_INITIALIZE_ARGS init_args;
     CK_SLOT_ID *slots = NULL, slot = 0;
     CK_ULONG n_slots = 0, n_found = 0;
     CK_RV rv;
@@ -68,28 +146,10 @@ MvStatus mv__p11_open(const char *module, const char *token_label, const uint8_t
     *out = NULL;
     if (p11 == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    p11->dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
-    if (p11->dl == NULL) {
-        st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "%s: cannot load the PKCS#11 module: %s",
-                          module, dlerror());
+    st = module_acquire(module, &p11->mod, err);
+    if (st != MV_OK)
         goto out;
-    }
-    *(void **)&get_list = dlsym(p11->dl, "C_GetFunctionList");
-    if (get_list == NULL || get_list(&p11->f) != CKR_OK || p11->f == NULL) {
-        st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "%s: not a PKCS#11 module (C_GetFunctionList)",
-                          module);
-        p11->f = NULL;
-        goto out;
-    }
-    memset(&init_args, 0, sizeof init_args);
-    init_args.flags = CKF_OS_LOCKING_OK;
-    rv = p11->f->C_Initialize(&init_args);
-    if (rv == CKR_OK)
-        p11->initialized = 1;
-    else if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        st = p11_fail(err, MV_ERR_CRYPTO, "C_Initialize", rv);
-        goto out;
-    }
+    p11->f = p11->mod->f;
     rv = p11->f->C_GetSlotList(CK_TRUE, NULL, &n_slots);
     if (rv != CKR_OK) {
         st = p11_fail(err, MV_ERR_CRYPTO, "C_GetSlotList", rv);
@@ -113,7 +173,7 @@ MvStatus mv__p11_open(const char *module, const char *token_label, const uint8_t
         }
     }
     if (n_found == 0) {
-        st = mv_error_set(err, MV_ERR_NOTFOUND, MV_NO_TAG, MV_NO_OFFSET, "%s: no token labelled '%s'", module,
+        st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "%s: no token labelled '%s'", module,
                           token_label);
         goto out;
     }
