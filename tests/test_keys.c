@@ -2,7 +2,7 @@
  * create and open with a passphrase or a key file, wrong secrets, every flipped byte of the
  * keyring file, a forged body with a recomputed checksum, wrap/unwrap with contexts, rotation
  * with old wraps readable until retirement, named keys across rotation and across processes,
- * changing the passphrase, file modes and crash-safe writes, mv_secret_read, and an
+ * changing the passphrase, file modes, writers killed with SIGKILL, mv_secret_read, and an
  * independent decryption of the documented format by Python's `cryptography` package
  * (tests/keys_oracle.py). Argon2id runs with tiny costs here; files go to a temporary folder. */
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -476,6 +477,79 @@ static void test_two_handles(void **state)
     mv_keyring_close(b);
 }
 
+/* Writers killed with SIGKILL at random moments (while they make named keys and rotate): the
+ * keyring always opens afterwards, every named key it lists still opens, and no temporary
+ * file outlives the next write. */
+static void test_killed_writers(void **state)
+{
+    const char *home = path_of("h10");
+    MvKeyring *kr = create_pass(home, PASS);
+    uint8_t key[32];
+    MvError err;
+
+    (void)state;
+    assert_int_equal(mv_keyring_named_key(kr, "first", key, &err), MV_OK);
+    mv_keyring_close(kr);
+    for (int round = 0; round < 20; round++) {
+        uint8_t r;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            MvKeyring *child = NULL;
+            if (open_pass(home, PASS, &child, NULL) != MV_OK)
+                _exit(3);
+            for (unsigned i = 0;; i++) {
+                char name[32];
+                unsigned n;
+                snprintf(name, sizeof name, "k%d-%u", round, i);
+                if (mv_keyring_named_key(child, name, key, NULL) != MV_OK)
+                    _exit(4);
+                if (i % 3 == 0 && mv_keyring_rotate(child, NULL, NULL) != MV_OK)
+                    _exit(5);
+                if (i % 7 == 0 && mv_keyring_retire_old(child, &n, NULL) != MV_OK)
+                    _exit(6);
+            }
+        }
+        assert_int_equal(RAND_bytes(&r, 1), 1);
+        usleep(2000 + 200u * r);
+        kill(pid, SIGKILL);
+        {
+            int status = 0;
+            assert_int_equal(waitpid(pid, &status, 0), pid);
+            if (!WIFSIGNALED(status))
+                print_error("round %d: the writer exited with %d before it was killed\n", round,
+                            WEXITSTATUS(status));
+            assert_true(WIFSIGNALED(status));
+        }
+        kr = NULL;
+        if (open_pass(home, PASS, &kr, &err) != MV_OK)
+            print_error("round %d: %s\n", round, err.message);
+        assert_non_null(kr);
+        assert_int_equal(mv_keyring_named_key(kr, "first", key, &err), MV_OK);
+        mv_keyring_close(kr);
+    }
+    /* The writers did write (the test would prove nothing otherwise). */
+    {
+        size_t len;
+        uint8_t *file = read_all(path_of("h10/keyring/keyring"), &len);
+        int rounds_written = 0;
+        for (int round = 0; round < 20; round++) {
+            char name[32];
+            snprintf(name, sizeof name, "\"k%d-0\"", round);
+            rounds_written += contains(file, len, name);
+        }
+        print_message("killed writers: %d of 20 rounds had written before SIGKILL\n", rounds_written);
+        assert_true(rounds_written >= 5);
+        free(file);
+    }
+    /* A write removes what killed writers left between mkstemp and rename. */
+    assert_int_equal(open_pass(home, PASS, &kr, &err), MV_OK);
+    write_all(path_of("h10/keyring/.keyring.stale1"), (const uint8_t *)"x", 1, 0600);
+    assert_int_equal(mv_keyring_named_key(kr, "last", key, &err), MV_OK);
+    assert_int_equal(access(path_of("h10/keyring/.keyring.stale1"), F_OK), -1);
+    mv_keyring_close(kr);
+}
+
 /* ---- Key file ------------------------------------------------------------------------------ */
 
 static void test_keyfile(void **state)
@@ -654,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_change_passphrase),
         cmocka_unit_test(test_two_handles),
+        cmocka_unit_test(test_killed_writers),
         cmocka_unit_test(test_keyfile),
         cmocka_unit_test(test_secret_read),
         cmocka_unit_test(test_python_oracle),

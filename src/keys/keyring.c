@@ -4,6 +4,7 @@
  * keys stored wrapped in the keyring, rotation and retirement. The file codec is in
  * keyring_file.c, the token in pkcs11.c; the design is explained in docs/keys.md. */
 #include <argon2.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -499,6 +500,21 @@ out:
     return st;
 }
 
+/* Removes temporary files that a writer killed before its rename left behind (they hold nothing
+ * secret). Called with the lock held, so no other writer is between mkstemp and rename. */
+static void remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, ".keyring.", 9) == 0)
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
 /* Writes kf (a view that may differ from kr->kf) to HOME/keyring/keyring: a temporary file,
  * synced, renamed over the old one, and the folder synced, so a crash leaves either the old
  * or the new keyring, never a mix. */
@@ -543,6 +559,7 @@ static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *e
     }
     free(tmp);
     tmp = NULL;
+    remove_stale_temps(kr->dir);
     dfd = open(kr->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0) {
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", kr->dir, strerror(errno));

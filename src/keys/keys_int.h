@@ -23,7 +23,7 @@
  * ciphertext, tag. */
 #define MV_WRAP_FORMAT 0x01
 #define MV_WRAP_HEADER (1 + 4)
-#define MV_WRAP_OVERHEAD (MV_WRAP_HEADER + MV_GCM_NONCE + MV_GCM_TAG)
+_Static_assert(MV_WRAP_OVERHEAD == MV_WRAP_HEADER + MV_GCM_NONCE + MV_GCM_TAG, "wrap overhead");
 #define MV_WRAP_MAX_KEY 1024 /* largest key the keyring wraps */
 
 /* ---- Locked memory (secret.c) ------------------------------------------------------ */
