@@ -14,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -550,6 +551,92 @@ static void test_killed_writers(void **state)
     mv_keyring_close(kr);
 }
 
+/* Several threads wrapping, unwrapping and asking for named keys on one handle. */
+struct thread_arg {
+    MvKeyring *kr;
+    int id;
+    int failures;
+};
+
+static void *wrap_worker(void *p)
+{
+    struct thread_arg *a = p;
+    uint8_t dek[MV_DEK_BYTES], back[MV_DEK_BYTES], named[32], *w = NULL;
+    size_t wlen = 0;
+    char context[32], name[32];
+
+    snprintf(context, sizeof context, "thread-%d", a->id);
+    snprintf(name, sizeof name, "thread-%d", a->id % 2);
+    for (int i = 0; i < 200; i++) {
+        memset(dek, a->id + i, sizeof dek);
+        if (mv_keyring_wrap(a->kr, dek, sizeof dek, context, &w, &wlen, NULL) != MV_OK ||
+            mv_keyring_unwrap(a->kr, w, wlen, context, back, sizeof back, NULL) != MV_OK ||
+            memcmp(back, dek, sizeof dek) != 0 || mv_keyring_named_key(a->kr, name, named, NULL) != MV_OK)
+            a->failures++;
+        free(w);
+        w = NULL;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    MvKeyring *kr = create_pass(path_of("h11"), PASS);
+    pthread_t threads[4];
+    struct thread_arg args[4];
+    uint8_t k0[32], k1[32];
+    MvError err;
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        args[i].kr = kr;
+        args[i].id = i;
+        args[i].failures = 0;
+        assert_int_equal(pthread_create(&threads[i], NULL, wrap_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(args[i].failures, 0);
+    }
+    mv_keyring_close(kr);
+    /* The two named keys raced for were each made once. */
+    assert_int_equal(open_pass(path_of("h11"), PASS, &kr, &err), MV_OK);
+    assert_int_equal(mv_keyring_named_key(kr, "thread-0", k0, &err), MV_OK);
+    assert_int_equal(mv_keyring_named_key(kr, "thread-1", k1, &err), MV_OK);
+    assert_memory_not_equal(k0, k1, 32);
+    mv_keyring_close(kr);
+}
+
+/* mv_keyring_probe tells the unlock method without any secret. */
+static void test_probe(void **state)
+{
+    MvKeyring *kr = create_pass(path_of("h12"), PASS);
+    MvUnlock u = file_unlock(path_of("kf12"));
+    MvUnlockKind kind = 0;
+    char token[64] = "x";
+    MvError err;
+
+    (void)state;
+    mv_keyring_close(kr);
+    assert_int_equal(mv_keyring_probe(path_of("h12"), &kind, token, sizeof token, &err), MV_OK);
+    assert_int_equal(kind, MV_UNLOCK_PASSPHRASE);
+    assert_string_equal(token, "");
+    write_random_keyfile(path_of("kf12"), 32);
+    assert_int_equal(mv_keyring_create(path_of("h13"), &u, NULL, &kr, &err), MV_OK);
+    mv_keyring_close(kr);
+    assert_int_equal(mv_keyring_probe(path_of("h13"), &kind, NULL, 0, &err), MV_OK);
+    assert_int_equal(kind, MV_UNLOCK_KEYFILE);
+    assert_int_equal(mv_keyring_probe(path_of("nothing"), &kind, NULL, 0, &err), MV_ERR_NOTFOUND);
+    {
+        size_t len;
+        uint8_t *file = read_all(path_of("h13/keyring/keyring"), &len);
+        file[10] ^= 1;
+        write_all(path_of("h13/keyring/keyring"), file, len, 0600);
+        free(file);
+    }
+    assert_int_equal(mv_keyring_probe(path_of("h13"), &kind, NULL, 0, &err), MV_ERR_INTEGRITY);
+}
+
 /* ---- Key file ------------------------------------------------------------------------------ */
 
 static void test_keyfile(void **state)
@@ -729,6 +816,8 @@ int main(void)
         cmocka_unit_test(test_change_passphrase),
         cmocka_unit_test(test_two_handles),
         cmocka_unit_test(test_killed_writers),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_probe),
         cmocka_unit_test(test_keyfile),
         cmocka_unit_test(test_secret_read),
         cmocka_unit_test(test_python_oracle),

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -179,6 +180,14 @@ static void test_token_keyring(void **state)
     mv_keyring_close(kr);
     kr = NULL;
 
+    /* Probing tells a token keyring and its token without the PIN. */
+    {
+        MvUnlockKind kind = 0;
+        char token[64];
+        assert_int_equal(mv_keyring_probe(home, &kind, token, sizeof token, &err), MV_OK);
+        assert_int_equal(kind, MV_UNLOCK_PKCS11);
+        assert_string_equal(token, TOKEN);
+    }
     /* The keyring file names the token key; it holds no key material for it. */
     {
         FILE *f = fopen(path_of("home/keyring/keyring"), "r");
@@ -278,6 +287,56 @@ static void test_token_keyring(void **state)
     free(w2);
 }
 
+/* Threads sharing one token session: the keyring serialises them. */
+struct thread_arg {
+    MvKeyring *kr;
+    int id;
+    int failures;
+};
+
+static void *token_worker(void *p)
+{
+    struct thread_arg *a = p;
+    uint8_t dek[MV_DEK_BYTES], back[MV_DEK_BYTES], *w = NULL;
+    size_t wlen = 0;
+
+    for (int i = 0; i < 50; i++) {
+        memset(dek, a->id * 64 + i, sizeof dek);
+        if (mv_keyring_wrap(a->kr, dek, sizeof dek, "threaded", &w, &wlen, NULL) != MV_OK ||
+            mv_keyring_unwrap(a->kr, w, wlen, "threaded", back, sizeof back, NULL) != MV_OK ||
+            memcmp(back, dek, sizeof dek) != 0)
+            a->failures++;
+        free(w);
+        w = NULL;
+    }
+    return NULL;
+}
+
+static void test_token_threads(void **state)
+{
+    MvUnlock u = token_unlock(PIN, TOKEN);
+    MvKeyring *kr = NULL;
+    pthread_t threads[4];
+    struct thread_arg args[4];
+    MvError err;
+
+    (void)state;
+    if (!have_softhsm)
+        skip();
+    assert_int_equal(mv_keyring_create(path_of("home3"), &u, NULL, &kr, &err), MV_OK);
+    for (int i = 0; i < 4; i++) {
+        args[i].kr = kr;
+        args[i].id = i;
+        args[i].failures = 0;
+        assert_int_equal(pthread_create(&threads[i], NULL, token_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(args[i].failures, 0);
+    }
+    mv_keyring_close(kr);
+}
+
 /* Moving from a passphrase to the token at rotation, in one session, then retiring. */
 static void test_passphrase_to_token(void **state)
 {
@@ -319,6 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_keyring),
         cmocka_unit_test(test_passphrase_to_token),
+        cmocka_unit_test(test_token_threads),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

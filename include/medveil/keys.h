@@ -54,6 +54,9 @@ typedef struct MvKdfParams {
 /* Fills *kdf with the defaults above. */
 void mv_kdf_params_default(MvKdfParams *kdf);
 
+/* An open keyring. Its functions may be called from several threads: each takes the keyring's
+ * mutex, so they run one at a time (a token session allows one operation at a time anyway);
+ * mv_keyring_close must not race with anything. Several processes may share one keyring. */
 typedef struct MvKeyring MvKeyring;
 
 /* Reads a secret for the CLI: from file `path` when not NULL (trailing newline dropped), else
@@ -76,6 +79,11 @@ MvStatus mv_keyring_create(const char *home, const MvUnlock *how, const MvKdfPar
  * MV_ERR_INTEGRITY (checked before the secret is used); no keyring MV_ERR_NOTFOUND. A missing
  * key file, a PKCS#11 module that does not load or no token with that label is MV_ERR_ARG. */
 MvStatus mv_keyring_open(const char *home, const MvUnlock *how, MvKeyring **out, MvError *err);
+/* Reads HOME/keyring without unlocking it and says how its current KEK is protected, so that a
+ * program knows what to ask for (a passphrase, a key file, a token and its PIN). token_label
+ * (may be NULL) receives the PKCS#11 token label recorded at creation, "" if none, truncated to
+ * cap bytes with the NUL. MV_ERR_NOTFOUND without a keyring, MV_ERR_INTEGRITY when damaged. */
+MvStatus mv_keyring_probe(const char *home, MvUnlockKind *kind, char *token_label, size_t cap, MvError *err);
 /* Wipes every key held in memory, logs the token out, frees. NULL is accepted. */
 void mv_keyring_close(MvKeyring *kr);
 

@@ -4,6 +4,7 @@
  * keys stored wrapped in the keyring, rotation and retirement. The file codec is in
  * keyring_file.c, the token in pkcs11.c; the design is explained in docs/keys.md. */
 #include <argon2.h>
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -46,6 +48,7 @@ struct MvKeyring {
     size_t secret_len;
     MvKdfParams kdf;         /* Argon2id parameters for versions protected next */
     MvP11 *p11;              /* open token session, or NULL */
+    pthread_mutex_t mutex;   /* held by every public function: one operation at a time */
     char *p11_module;        /* the module it was loaded from */
 };
 
@@ -414,10 +417,10 @@ uint32_t mv_keyring_wrapped_version(const uint8_t *wrapped, size_t wrapped_len)
     return version;
 }
 
-MvStatus mv_keyring_wrap(MvKeyring *kr, const uint8_t *key, size_t key_len, const char *context,
-                         uint8_t **wrapped, size_t *wrapped_len, MvError *err)
+static MvStatus keyring_wrap(MvKeyring *kr, const uint8_t *key, size_t key_len, const char *context,
+                             uint8_t **wrapped, size_t *wrapped_len, MvError *err)
 {
-    if (kr == NULL || key == NULL || context == NULL || wrapped == NULL || wrapped_len == NULL)
+    if (key == NULL || context == NULL || wrapped == NULL || wrapped_len == NULL)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "mv_keyring_wrap: missing argument");
     if (key_len == 0 || key_len > MV_WRAP_MAX_KEY || strlen(context) > CONTEXT_MAX)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
@@ -426,10 +429,10 @@ MvStatus mv_keyring_wrap(MvKeyring *kr, const uint8_t *key, size_t key_len, cons
     return wrap_with(kr, current_kek(kr), DOMAIN_CALLER, context, key, key_len, wrapped, wrapped_len, err);
 }
 
-MvStatus mv_keyring_unwrap(MvKeyring *kr, const uint8_t *wrapped, size_t wrapped_len, const char *context,
-                           uint8_t *key, size_t key_len, MvError *err)
+static MvStatus keyring_unwrap(MvKeyring *kr, const uint8_t *wrapped, size_t wrapped_len, const char *context,
+                               uint8_t *key, size_t key_len, MvError *err)
 {
-    if (kr == NULL || wrapped == NULL || context == NULL || key == NULL)
+    if (wrapped == NULL || context == NULL || key == NULL)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "mv_keyring_unwrap: missing argument");
     if (key_len == 0 || key_len > MV_WRAP_MAX_KEY || strlen(context) > CONTEXT_MAX)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
@@ -775,6 +778,7 @@ static MvKeyring *keyring_new(const char *home)
     kr->path = kr->dir != NULL ? join(kr->dir, KEYRING_FILE) : NULL;
     kr->mac_key = mv__secure_alloc(32);
     mv_kdf_params_default(&kr->kdf);
+    pthread_mutex_init(&kr->mutex, NULL);
     if (kr->path == NULL || kr->mac_key == NULL) {
         mv_keyring_close(kr);
         return NULL;
@@ -793,6 +797,7 @@ void mv_keyring_close(MvKeyring *kr)
     free(kr->p11_module);
     free(kr->dir);
     free(kr->path);
+    pthread_mutex_destroy(&kr->mutex);
     free(kr);
 }
 
@@ -1000,15 +1005,57 @@ out:
     return MV_OK;
 }
 
+MvStatus mv_keyring_probe(const char *home, MvUnlockKind *kind, char *token_label, size_t cap, MvError *err)
+{
+    MvKeyringFile kf;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char *dir = join(home, "keyring"), *path = dir != NULL ? join(dir, KEYRING_FILE) : NULL;
+    MvStatus st;
+
+    memset(&kf, 0, sizeof kf);
+    if (path == NULL) {
+        st = nomem(err);
+        goto out;
+    }
+    st = read_keyring_bytes(path, &bytes, &len, err);
+    if (st != MV_OK)
+        goto out;
+    st = mv__keyring_file_parse(bytes, len, &kf, err);
+    if (st != MV_OK) {
+        mv_error_prefix(err, path);
+        goto out;
+    }
+    for (size_t i = 0; i < kf.n_keks; i++)
+        if (kf.keks[i].version == kf.current)
+            *kind = kf.keks[i].kind;
+    if (token_label != NULL && cap > 0)
+        snprintf(token_label, cap, "%s", kf.p11_token);
+out:
+    mv__keyring_file_clear(&kf);
+    free(bytes);
+    free(path);
+    free(dir);
+    return st;
+}
+
 uint32_t mv_keyring_current_version(const MvKeyring *kr)
 {
-    return kr->kf.current;
+    pthread_mutex_t *mutex = (pthread_mutex_t *)&kr->mutex;
+    uint32_t v;
+
+    pthread_mutex_lock(mutex);
+    v = kr->kf.current;
+    pthread_mutex_unlock(mutex);
+    return v;
 }
 
 size_t mv_keyring_versions(const MvKeyring *kr, uint32_t *versions, size_t cap)
 {
+    pthread_mutex_t *mutex = (pthread_mutex_t *)&kr->mutex;
     size_t n = 0;
 
+    pthread_mutex_lock(mutex);
     for (size_t i = 0; i < kr->kf.n_keks; i++) {
         if (kr->kf.keks[i].state == MV_KEK_RETIRED)
             continue;
@@ -1016,6 +1063,7 @@ size_t mv_keyring_versions(const MvKeyring *kr, uint32_t *versions, size_t cap)
             versions[n] = kr->kf.keks[i].version;
         n++;
     }
+    pthread_mutex_unlock(mutex);
     return n;
 }
 
@@ -1023,8 +1071,11 @@ MvStatus mv_keyring_set_kdf(MvKeyring *kr, const MvKdfParams *kdf, MvError *err)
 {
     MvStatus st = check_kdf(kdf, err);
 
-    if (st == MV_OK)
+    if (st == MV_OK) {
+        pthread_mutex_lock(&kr->mutex);
         kr->kdf = *kdf;
+        pthread_mutex_unlock(&kr->mutex);
+    }
     return st;
 }
 
@@ -1051,7 +1102,7 @@ static MvNamedKey *find_named(MvKeyring *kr, const char *name, size_t *insert_at
     return NULL;
 }
 
-MvStatus mv_keyring_named_key(MvKeyring *kr, const char *name, uint8_t out[32], MvError *err)
+static MvStatus keyring_named_key(MvKeyring *kr, const char *name, uint8_t out[32], MvError *err)
 {
     char context[MV_NAME_MAX + 8];
     MvNamedKey *nk, *grown = NULL;
@@ -1125,7 +1176,7 @@ out:
 
 /* ---- Rotation and retirement -------------------------------------------------------------- */
 
-MvStatus mv_keyring_rotate(MvKeyring *kr, const MvUnlock *how, MvError *err)
+static MvStatus keyring_rotate(MvKeyring *kr, const MvUnlock *how, MvError *err)
 {
     MvKeyringFile view;
     MvKek *cur, *old_keks = kr->kf.keks, *new_keks = NULL, *fresh;
@@ -1311,7 +1362,7 @@ out:
     return st;
 }
 
-MvStatus mv_keyring_retire_old(MvKeyring *kr, unsigned *n_retired, MvError *err)
+static MvStatus keyring_retire_old(MvKeyring *kr, unsigned *n_retired, MvError *err)
 {
     MvKek *new_keks = NULL;
     MvKeyringFile view;
@@ -1397,5 +1448,64 @@ out:
         }
     free(new_keks);
     unlock_keyring(lock_fd);
+    return st;
+}
+
+/* ---- Public entry points: one operation at a time per keyring ---------------------------- */
+
+MvStatus mv_keyring_wrap(MvKeyring *kr, const uint8_t *key, size_t key_len, const char *context,
+                         uint8_t **wrapped, size_t *wrapped_len, MvError *err)
+{
+    MvStatus st;
+
+    assert(kr != NULL);
+    pthread_mutex_lock(&kr->mutex);
+    st = keyring_wrap(kr, key, key_len, context, wrapped, wrapped_len, err);
+    pthread_mutex_unlock(&kr->mutex);
+    return st;
+}
+
+MvStatus mv_keyring_unwrap(MvKeyring *kr, const uint8_t *wrapped, size_t wrapped_len, const char *context,
+                           uint8_t *key, size_t key_len, MvError *err)
+{
+    MvStatus st;
+
+    assert(kr != NULL);
+    pthread_mutex_lock(&kr->mutex);
+    st = keyring_unwrap(kr, wrapped, wrapped_len, context, key, key_len, err);
+    pthread_mutex_unlock(&kr->mutex);
+    return st;
+}
+
+MvStatus mv_keyring_named_key(MvKeyring *kr, const char *name, uint8_t out[32], MvError *err)
+{
+    MvStatus st;
+
+    assert(kr != NULL);
+    pthread_mutex_lock(&kr->mutex);
+    st = keyring_named_key(kr, name, out, err);
+    pthread_mutex_unlock(&kr->mutex);
+    return st;
+}
+
+MvStatus mv_keyring_rotate(MvKeyring *kr, const MvUnlock *how, MvError *err)
+{
+    MvStatus st;
+
+    assert(kr != NULL);
+    pthread_mutex_lock(&kr->mutex);
+    st = keyring_rotate(kr, how, err);
+    pthread_mutex_unlock(&kr->mutex);
+    return st;
+}
+
+MvStatus mv_keyring_retire_old(MvKeyring *kr, unsigned *n_retired, MvError *err)
+{
+    MvStatus st;
+
+    assert(kr != NULL);
+    pthread_mutex_lock(&kr->mutex);
+    st = keyring_retire_old(kr, n_retired, err);
+    pthread_mutex_unlock(&kr->mutex);
     return st;
 }
