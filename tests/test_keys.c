@@ -14,6 +14,9 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pty.h>
+#include <sys/select.h>
+#include <termios.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -752,6 +755,103 @@ static void test_secret_read(void **state)
     }
 }
 
+/* The prompt on a real terminal (a pseudo-terminal): what is typed is not echoed, the prompt
+ * goes out, and after Ctrl-C the terminal has its echo back and the process dies of SIGINT. */
+static void pty_read_all(int fd, char *buf, size_t cap, size_t *n)
+{
+    for (;;) {
+        fd_set fds;
+        struct timeval tv = {2, 0};
+        ssize_t r;
+        FD_ZERO(&fds);
+        FD_SET(fd, &fds);
+        if (select(fd + 1, &fds, NULL, NULL, &tv) <= 0)
+            break;
+        r = read(fd, buf + *n, cap - 1 - *n);
+        if (r <= 0)
+            break;
+        *n += (size_t)r;
+    }
+    buf[*n] = '\0';
+}
+
+/* Reads the pseudo-terminal until the prompt has appeared (echo is off from then on). */
+static void wait_for_prompt(int master)
+{
+    char prompt[256];
+    size_t pn = 0;
+
+    prompt[0] = '\0';
+    while (strstr(prompt, "Passphrase: ") == NULL && pn < sizeof prompt - 1) {
+        ssize_t r = read(master, prompt + pn, sizeof prompt - 1 - pn);
+        if (r <= 0)
+            break;
+        pn += (size_t)r;
+        prompt[pn] = '\0';
+    }
+    assert_non_null(strstr(prompt, "Passphrase: "));
+}
+
+static void test_secret_tty(void **state)
+{
+    char out[4096];
+    size_t n = 0;
+    int master, status = 0;
+    pid_t pid;
+    struct termios tio;
+
+    (void)state;
+    pid = forkpty(&master, NULL, NULL, NULL);
+    if (pid < 0) {
+        print_message("SKIP: no pseudo-terminal available (forkpty failed)\n");
+        return;
+    }
+    if (pid == 0) {
+        uint8_t *s = NULL;
+        size_t len = 0;
+        unsetenv("MV_TEST_SECRET");
+        if (mv_secret_read(NULL, "MV_TEST_SECRET", "Passphrase: ", &s, &len, NULL) != MV_OK)
+            _exit(3);
+        printf("GOT %zu %s\n", len, len == 18 && memcmp(s, "typed-but-not-seen", 18) == 0 ? "match" : "nomatch");
+        fflush(stdout);
+        mv_secret_free(s, len);
+        _exit(0);
+    }
+    /* Wait for the prompt (so echo is off), then type. */
+    wait_for_prompt(master);
+    assert_int_equal(write(master, "typed-but-not-seen\n", 19), 19);
+    pty_read_all(master, out, sizeof out, &n);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    if (strstr(out, "GOT 18 match") == NULL || strstr(out, "typed-but-not-seen") != NULL)
+        print_error("terminal showed: %s\n", out);
+    assert_null(strstr(out, "typed-but-not-seen")); /* not echoed */
+    assert_non_null(strstr(out, "GOT 18 match"));     /* read, without the newline */
+    close(master);
+
+    /* Ctrl-C at the prompt: the child dies of SIGINT and the terminal echoes again. */
+    pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t *s = NULL;
+        size_t len = 0;
+        signal(SIGINT, SIG_DFL); /* a test run in the background may inherit SIGINT ignored */
+        (void)mv_secret_read(NULL, NULL, "Passphrase: ", &s, &len, NULL);
+        _exit(0);
+    }
+    wait_for_prompt(master);
+    assert_int_equal(tcgetattr(master, &tio), 0);
+    assert_int_equal(tio.c_lflag & ECHO, 0); /* echo off while the prompt waits */
+    assert_int_equal(write(master, "\x03", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGINT);
+    assert_int_equal(tcgetattr(master, &tio), 0);
+    assert_true((tio.c_lflag & ECHO) != 0);
+    close(master);
+}
+
 /* ---- Independent oracle ------------------------------------------------------------------- */
 
 /* Writes a keyring, a wrapped data key and the data key in hex, then asks
@@ -820,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_keyfile),
         cmocka_unit_test(test_secret_read),
+        cmocka_unit_test(test_secret_tty),
         cmocka_unit_test(test_python_oracle),
     };
 

@@ -3,6 +3,7 @@
  * environment variable or the terminal with echo off. Nothing here prints a secret. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,12 +153,15 @@ static void on_signal(int sig)
 }
 
 /* Reads one line from the terminal with echo off. The terminal is restored before return,
- * also when SIGINT, SIGTERM or SIGHUP arrive (the signal is then re-raised). */
+ * also when SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGTSTP arrive: the signals are blocked except
+ * inside ppoll, so one that comes before the wait starts is not lost, and it is raised again
+ * once the terminal and the old handlers are back. */
 static MvStatus read_tty(int tty, const char *prompt, uint8_t *line, size_t cap, size_t *out_len, MvError *err)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
     struct sigaction old_act[sizeof sigs / sizeof sigs[0]], act;
     struct termios saved, quiet;
+    sigset_t block, old_mask;
     size_t n = 0;
     int restored = 0;
     MvStatus st = MV_OK;
@@ -165,10 +169,14 @@ static MvStatus read_tty(int tty, const char *prompt, uint8_t *line, size_t cap,
     if (tcgetattr(tty, &saved) != 0)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "cannot read the terminal settings: %s",
                             strerror(errno));
+    sigemptyset(&block);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&block, sigs[i]);
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
     memset(&act, 0, sizeof act);
     act.sa_handler = on_signal;
     sigemptyset(&act.sa_mask);
-    act.sa_flags = 0; /* no SA_RESTART: read() returns EINTR so the terminal can be restored */
+    act.sa_flags = 0;
     caught_signal = 0;
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &act, &old_act[i]);
@@ -186,14 +194,24 @@ static MvStatus read_tty(int tty, const char *prompt, uint8_t *line, size_t cap,
         fflush(stderr);
     }
     for (;;) {
+        struct pollfd pfd = {tty, POLLIN, 0};
         uint8_t c;
-        ssize_t r = read(tty, &c, 1);
-        if (r < 0 && errno == EINTR && !caught_signal)
-            continue;
-        if (r < 0 && errno == EINTR) {
+        ssize_t r;
+
+        if (caught_signal) {
             st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "interrupted at the prompt");
             break;
         }
+        /* The signals are deliverable only while waiting here. */
+        if (ppoll(&pfd, 1, NULL, &old_mask) < 0) {
+            if (errno == EINTR)
+                continue;
+            st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "terminal: %s", strerror(errno));
+            break;
+        }
+        r = read(tty, &c, 1);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (r < 0) {
             st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "terminal: %s", strerror(errno));
             break;
@@ -213,10 +231,12 @@ out:
         tcsetattr(tty, TCSAFLUSH, &saved);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &old_act[i], NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (caught_signal) {
         int sig = caught_signal;
         caught_signal = 0;
         OPENSSL_cleanse(line, cap);
+        n = 0;
         raise(sig);
     }
     *out_len = n;
