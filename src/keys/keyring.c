@@ -534,7 +534,7 @@ static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *e
     st = mv__keyring_file_format(kf, kr->mac_key, &bytes, &len, err);
     if (st != MV_OK)
         goto out;
-    fd = mkstemp(tmp);
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", kr->dir, strerror(errno));
         goto out;
