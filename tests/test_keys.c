@@ -236,6 +236,8 @@ static void test_wrong_passphrase_and_missing(void **state)
     assert_int_equal(open_pass(home, "wrong passphrase", &kr2, &err), MV_ERR_DENIED);
     assert_null(kr2);
     assert_non_null(strstr(err.message, "wrong passphrase"));
+    assert_int_equal(open_pass(home, "Zq9-not-in-any-message", &kr2, &err), MV_ERR_DENIED);
+    assert_null(strstr(err.message, "Zq9"));
     assert_int_equal(open_pass(home, PASS "x", &kr2, &err), MV_ERR_DENIED);
     assert_int_equal(open_pass(path_of("nowhere"), PASS, &kr2, &err), MV_ERR_NOTFOUND);
     /* A second keyring is never created over the first. */
@@ -274,6 +276,15 @@ static void test_flipped_bytes(void **state)
     assert_int_equal(mv_keyring_named_key(kr, "blind-index", key, &err), MV_OK);
     mv_keyring_close(kr);
     orig = read_all(file, &len);
+    /* Neither the passphrase nor the named key is in the file, raw or in hex. */
+    {
+        char hex[65];
+        for (size_t i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", key[i]);
+        assert_false(contains(orig, len, PASS));
+        assert_false(contains(orig, len, hex));
+        assert_null(memmem(orig, len, key, 8));
+    }
     buf = malloc(len);
     assert_non_null(buf);
     for (size_t i = 0; i < len; i++) {
@@ -343,6 +354,18 @@ static void test_forged_checksum(void **state)
     assert_int_equal(open_pass(home, PASS, &kr, &err), MV_ERR_INTEGRITY);
     assert_non_null(strstr(err.message, "HMAC"));
     assert_null(kr);
+    /* A keyring of a later format is refused as such, not as damage. */
+    memcpy(p, "\"display\"", 9);
+    p = memmem(buf, body_end, "\"format_version\":1", 18);
+    assert_non_null(p);
+    p[17] = '2';
+    assert_int_equal(EVP_Digest(buf, mac_end, sum, NULL, EVP_sha256(), NULL), 1);
+    for (size_t i = 0; i < 32; i++)
+        snprintf((char *)buf + mac_end + 7 + 2 * i, 3, "%02x", sum[i]);
+    buf[len - 1] = '\n';
+    write_all(file, buf, len, 0600);
+    assert_int_equal(open_pass(home, PASS, &kr, &err), MV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "format version 2"));
     free(buf);
 }
 
