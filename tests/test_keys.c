@@ -824,6 +824,7 @@ static void test_secret_tty(void **state)
     struct termios tio;
 
     (void)state;
+    alarm(60); /* a hang at the prompt fails the test instead of stalling the suite */
     pid = forkpty(&master, NULL, NULL, NULL);
     if (pid < 0) {
         print_message("SKIP: no pseudo-terminal available (forkpty failed)\n");
@@ -873,6 +874,7 @@ static void test_secret_tty(void **state)
     assert_int_equal(tcgetattr(master, &tio), 0);
     assert_true((tio.c_lflag & ECHO) != 0);
     close(master);
+    alarm(0);
 }
 
 /* ---- Independent oracle ------------------------------------------------------------------- */
