@@ -102,7 +102,7 @@ def synthetic():
                                 ('us256x8x8f', us, 8, 'MONOCHROME2')):
         src = os.path.join(WORK, name + '.dcm')
         native(src, arr, bits, pi)
-        jobs = [('rle', ['dcmcrle']), ('sv1', ['dcmcjpeg', '+el']), ('p14', ['dcmcjpeg', '+e14', '+sv', '6']),
+        jobs = [('rle', ['dcmcrle']), ('sv1', ['dcmcjpeg', '+e1']), ('p14', ['dcmcjpeg', '+el', '+sv', '6']),
                 ('jls', ['dcmcjpls']), ('jlsnear', ['dcmcjpls', '+en', '+md', '2'])]
         jobs.append(('baseline', ['dcmcjpeg', '+eb']) if bits == 8 else ('extended', ['dcmcjpeg', '+ee']))
         for tag, cmd in jobs:

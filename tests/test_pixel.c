@@ -394,6 +394,62 @@ static void test_fragments_split(void **state)
     mv_image_free(image);
 }
 
+/* Lossless JPEG with every predictor and restart intervals of whole rows (and one in the
+ * middle of a row): medveil decodes its own streams, and dcmtk's dcmdjpeg (when installed)
+ * decodes the whole-row ones to the same samples, an independent check of both sides. */
+static void test_jpegll_predictors_and_restarts(void **state)
+{
+    static const unsigned restarts[] = {0, 7, 17, 34, 51};
+    int have_dcmtk = system("command -v dcmdjpeg >/dev/null 2>&1") == 0;
+    MvImage *image = test_image(9, 17, 1, 1, 16, 12, 1);
+    MvError err;
+
+    (void)state;
+    if (!have_dcmtk)
+        printf("NOTE: dcmdjpeg not installed: predictor/restart streams checked by medveil only\n");
+    for (int pred = 1; pred <= 7; pred++)
+        for (size_t k = 0; k < sizeof restarts / sizeof restarts[0]; k++) {
+            uint8_t *coded = NULL;
+            size_t len = 0;
+            MvFile *file = empty_file(), *again;
+            MvImage *back = NULL;
+            const uint8_t *data[2];
+            size_t lens[2];
+            char cmd[1024];
+
+            assert_int_equal(mv__jpegll_encode_with(image, 0, pred, restarts[k], &coded, &len, &err), MV_OK);
+            assert_int_equal(mv_image_encode(file, image, NULL, &err), MV_OK);
+            data[0] = NULL;
+            lens[0] = 0;
+            data[1] = coded;
+            lens[1] = len;
+            assert_int_equal(mv_dataset_set_fragments(mv_file_dataset(file), MV_TAG_PIXEL_DATA, MV_VR_NONE, data,
+                                                      lens, 2, &err), MV_OK);
+            assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.840.10008.1.2.4.57", &err), MV_OK);
+            again = write_and_reopen(file, "p14.dcm");
+            if (mv_image_decode(again, NULL, &back, &err) != MV_OK)
+                fail_msg("predictor %d restart %u: %s", pred, restarts[k], err.message);
+            assert_same_samples(image, back);
+            mv_image_free(back);
+            mv_file_free(again);
+            /* dcmtk (like IJG) takes restart intervals of whole rows only. */
+            if (have_dcmtk && restarts[k] % image->columns == 0) {
+                snprintf(cmd, sizeof cmd, "dcmdjpeg '%s/p14.dcm' '%s/p14-dcmtk.dcm'", tmpdir, tmpdir);
+                if (system(cmd) != 0)
+                    fail_msg("dcmdjpeg cannot decode predictor %d restart %u", pred, restarts[k]);
+                snprintf(cmd, sizeof cmd, "%s/p14-dcmtk.dcm", tmpdir);
+                if (mv_file_open(cmd, NULL, &again, &err) != MV_OK || mv_image_decode(again, NULL, &back, &err) != MV_OK)
+                    fail_msg("reading dcmtk's output: %s", err.message);
+                assert_same_samples(image, back);
+                mv_image_free(back);
+                mv_file_free(again);
+            }
+            mv_file_free(file);
+            free(coded);
+        }
+    mv_image_free(image);
+}
+
 /* ---- Lossy policy ------------------------------------------------------------------------------ */
 
 /* A baseline JPEG made with libjpeg in memory. */
@@ -580,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_lossless_encoders_round_trip),
         cmocka_unit_test(test_policy_keeps_lossless_syntax),
         cmocka_unit_test(test_fragments_split),
+        cmocka_unit_test(test_jpegll_predictors_and_restarts),
         cmocka_unit_test(test_lossy_written_native_and_marked),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_palette),

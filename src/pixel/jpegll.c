@@ -145,6 +145,21 @@ static int bits_restart(Bits *b)
     return -1;
 }
 
+/* T.81 H.1.2.1: the prediction of selection value pred from the left (ra), upper (rb) and
+ * upper-left (rc) neighbours. */
+static int32_t predict(int pred, int32_t ra, int32_t rb, int32_t rc)
+{
+    switch (pred) {
+    case 1: return ra;
+    case 2: return rb;
+    case 3: return rc;
+    case 4: return ra + rb - rc;
+    case 5: return ra + ((rb - rc) >> 1);
+    case 6: return rb + ((ra - rc) >> 1);
+    default: return (ra + rb) >> 1;
+    }
+}
+
 /* ---- Decoder --------------------------------------------------------------------------------- */
 
 typedef struct Comp {
@@ -312,16 +327,7 @@ static MvStatus decode_scan(Dec *d, size_t at, size_t seg_len, size_t *next, MvE
                     } else if (x == 0) {
                         px = up[at_px];
                     } else {
-                        int32_t ra = row[at_px - (size_t)nc], rb = up[at_px], rc = up[at_px - (size_t)nc];
-                        switch (pred) {
-                        case 1: px = ra; break;
-                        case 2: px = rb; break;
-                        case 3: px = rc; break;
-                        case 4: px = ra + rb - rc; break;
-                        case 5: px = ra + ((rb - rc) >> 1); break;
-                        case 6: px = rb + ((ra - rc) >> 1); break;
-                        default: px = (ra + rb) >> 1; break;
-                        }
+                        px = predict(pred, row[at_px - (size_t)nc], up[at_px], up[at_px - (size_t)nc]);
                     }
                     row[at_px] = (uint16_t)((uint32_t)(px + diff) & vmask);
                 }
@@ -567,6 +573,12 @@ static void optimal_table(const long *freq_in, uint8_t bits[17], uint8_t *vals, 
 
 MvStatus mv__jpegll_encode(const MvImage *image, uint32_t frame, uint8_t **out, size_t *out_len, MvError *err)
 {
+    return mv__jpegll_encode_with(image, frame, 1, 0, out, out_len, err);
+}
+
+MvStatus mv__jpegll_encode_with(const MvImage *image, uint32_t frame, int predictor, unsigned restart,
+                                uint8_t **out, size_t *out_len, MvError *err)
+{
     const uint8_t *px = mv_image_frame(image, frame);
     uint32_t rows = image->rows, cols = image->columns;
     unsigned nc = image->samples_per_pixel, p = image->bits_stored;
@@ -583,9 +595,11 @@ MvStatus mv__jpegll_encode(const MvImage *image, uint32_t frame, uint8_t **out, 
     if (px == NULL || p < 2 || p > 16)
         return mv_error_set(err, MV_ERR_UNSUPPORTED, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
                             "lossless JPEG holds 2 to 16 bits per sample, not %u", p);
+    if (predictor < 1 || predictor > 7 || restart > 0xFFFF)
+        return mv_error_set(err, MV_ERR_ARG, MV_TAG_PIXEL_DATA, MV_NO_OFFSET, "bad lossless JPEG parameters");
     memset(freq, 0, sizeof freq);
     memset(&o, 0, sizeof o);
-    /* Two passes over the differences: frequencies, then codes (predictor 1, no restart). */
+    /* Two passes over the differences: frequencies, then codes. */
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             int code = 0, k = 0;
@@ -618,6 +632,11 @@ MvStatus mv__jpegll_encode(const MvImage *image, uint32_t frame, uint8_t **out, 
                 out_byte(&o, bits[l]);
             for (int i = 0; i < n_vals; i++)
                 out_byte(&o, vals[i]);
+            if (restart > 0) {
+                out_u16(&o, 0xFFDD);
+                out_u16(&o, 4);
+                out_u16(&o, restart);
+            }
             out_u16(&o, 0xFFDA);
             out_u16(&o, 6 + 2 * nc);
             out_byte(&o, (uint8_t)nc);
@@ -625,35 +644,61 @@ MvStatus mv__jpegll_encode(const MvImage *image, uint32_t frame, uint8_t **out, 
                 out_byte(&o, (uint8_t)(c + 1));
                 out_byte(&o, 0x00);
             }
-            out_byte(&o, 1); /* Ss: predictor 1 */
+            out_byte(&o, (uint8_t)predictor); /* Ss */
             out_byte(&o, 0); /* Se */
             out_byte(&o, 0); /* Ah Al: no point transform */
         }
-        for (uint32_t r = 0; r < rows; r++)
-            for (uint32_t x = 0; x < cols; x++)
-                for (unsigned c = 0; c < nc; c++) {
-                    size_t i = ((size_t)r * cols + x) * nc + c;
-                    uint32_t v = mv__px_get(px, image->bytes_per_sample, i) & mask, pred;
-                    int32_t diff;
-                    int t;
-                    if (x == 0 && r == 0)
-                        pred = 1u << (p - 1);
-                    else if (x == 0)
-                        pred = mv__px_get(px, image->bytes_per_sample, i - (size_t)cols * nc) & mask;
-                    else
-                        pred = mv__px_get(px, image->bytes_per_sample, i - nc) & mask;
-                    diff = (int32_t)((v - pred) & 0xFFFFu);
-                    if (diff >= 32768)
-                        diff -= 65536;
-                    t = diff == -32768 ? 16 : category(diff);
-                    if (pass == 0) {
-                        freq[t]++;
-                        continue;
+        {
+            /* The same prediction rules as the decoder (decode_scan), restarts included. */
+            int first_line = 1;
+            uint32_t mcu = 0;
+            unsigned rst = 0;
+            for (uint32_t r = 0; r < rows; r++) {
+                int restart_row = 0;
+                for (uint32_t x = 0; x < cols; x++) {
+                    if (restart && mcu > 0 && mcu % restart == 0) {
+                        if (pass == 1) {
+                            if (o.n > 0)
+                                out_bits(&o, 0x7F, 8 - o.n);
+                            out_u16(&o, 0xFFD0 + (rst++ & 7u));
+                        }
+                        first_line = 1;
+                        restart_row = 1;
                     }
-                    out_bits(&o, code_of[t], len_of[t]);
-                    if (t > 0 && t < 16)
-                        out_bits(&o, (uint32_t)(diff < 0 ? diff - 1 : diff), t);
+                    for (unsigned c = 0; c < nc; c++) {
+                        size_t i = ((size_t)r * cols + x) * nc + c;
+                        uint32_t v = mv__px_get(px, image->bytes_per_sample, i) & mask;
+                        int32_t pred, diff;
+                        int t;
+                        if ((first_line && x == 0) || (restart_row && restart && mcu % restart == 0))
+                            pred = (int32_t)(1u << (p - 1));
+                        else if (first_line)
+                            pred = (int32_t)(mv__px_get(px, image->bytes_per_sample, i - nc) & mask);
+                        else if (x == 0)
+                            pred = (int32_t)(mv__px_get(px, image->bytes_per_sample, i - (size_t)cols * nc) & mask);
+                        else
+                            pred = predict(predictor, (int32_t)(mv__px_get(px, image->bytes_per_sample, i - nc) & mask),
+                                           (int32_t)(mv__px_get(px, image->bytes_per_sample, i - (size_t)cols * nc) &
+                                                     mask),
+                                           (int32_t)(mv__px_get(px, image->bytes_per_sample,
+                                                                i - (size_t)cols * nc - nc) & mask));
+                        diff = (int32_t)(((uint32_t)v - (uint32_t)pred) & 0xFFFFu);
+                        if (diff >= 32768)
+                            diff -= 65536;
+                        t = diff == -32768 ? 16 : category(diff);
+                        if (pass == 0) {
+                            freq[t]++;
+                            continue;
+                        }
+                        out_bits(&o, code_of[t], len_of[t]);
+                        if (t > 0 && t < 16)
+                            out_bits(&o, (uint32_t)(diff < 0 ? diff - 1 : diff), t);
+                    }
+                    mcu++;
                 }
+                first_line = 0;
+            }
+        }
     }
     if (o.n > 0)
         out_bits(&o, 0x7F, 8 - o.n); /* pad with ones (T.81 F.1.2.3) */

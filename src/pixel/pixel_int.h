@@ -47,6 +47,10 @@ MvStatus mv__j2k_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, 
  * malloc'd buffer *out of *out_len bytes (even length not required; the caller pads). */
 MvStatus mv__rle_encode(const MvImage *image, uint32_t frame, uint8_t **out, size_t *out_len, MvError *err);
 MvStatus mv__jpegll_encode(const MvImage *image, uint32_t frame, uint8_t **out, size_t *out_len, MvError *err);
+/* Lossless JPEG with selection value predictor (1-7) and a restart interval in pixels (0:
+ * none); mv__jpegll_encode is (1, 0). */
+MvStatus mv__jpegll_encode_with(const MvImage *image, uint32_t frame, int predictor, unsigned restart,
+                                uint8_t **out, size_t *out_len, MvError *err);
 MvStatus mv__jls_encode(const MvImage *image, uint32_t frame, uint8_t **out, size_t *out_len, MvError *err);
 MvStatus mv__j2k_encode(const MvImage *image, uint32_t frame, uint8_t **out, size_t *out_len, MvError *err);
 
