@@ -1218,21 +1218,27 @@ static MvStatus flush_batch(MvVault *v, MvError *err)
     synced_dirs = calloc(256, 1);
     if (synced_dirs == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    /* 1. Every blob on disk. */
-    for (size_t i = 0; i < v->n_pending && st == MV_OK; i++) {
-        char *part = mv__part_path(v, v->pending[i].object_id);
-        int fd = part != NULL ? open(part, O_RDONLY | O_CLOEXEC) : -1;
-        if (fd < 0 || fdatasync(fd) != 0)
-            st = sys_error(err, "cannot sync", part != NULL ? part : "blob");
+    /* 1. Every blob on disk: one syncfs for the whole batch (their writeback started when they
+     * were written), else one fdatasync per blob. */
+    {
+        int fd = open(v->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int synced = fd >= 0 && syncfs(fd) == 0;
         if (fd >= 0)
             close(fd);
-        free(part);
+        for (size_t i = 0; !synced && i < v->n_pending && st == MV_OK; i++) {
+            char *part = mv__part_path(v, v->pending[i].object_id);
+            int pfd = part != NULL ? open(part, O_RDONLY | O_CLOEXEC) : -1;
+            if (pfd < 0 || fdatasync(pfd) != 0)
+                st = sys_error(err, "cannot sync", part != NULL ? part : "blob");
+            if (pfd >= 0)
+                close(pfd);
+            free(part);
+        }
     }
     if (st != MV_OK)
         goto out;
     /* 2. The intent, so that a crash from here on rolls the batch back cleanly. */
-    if ((st = mv__write_intent(v, v->pending[0].object_id, v->n_pending,
-                               sizeof(MvVaultPut), &intent, err)) != MV_OK)
+    if ((st = mv__write_intent(v, v->pending[0].object_id, v->n_pending, sizeof(MvVaultPut), &intent, err)) != MV_OK)
         goto out;
     /* 3. Blobs into place. */
     for (size_t i = 0; i < v->n_pending && st == MV_OK; i++) {
@@ -1256,19 +1262,25 @@ static MvStatus flush_batch(MvVault *v, MvError *err)
     }
     if (st != MV_OK)
         goto out;
-    /* 4. The renames durable. */
-    for (unsigned slot = 0; slot < 256 && st == MV_OK; slot++) {
-        if (!synced_dirs[slot])
-            continue;
-        char ab[3];
-        snprintf(ab, sizeof ab, "%02x", slot);
-        char *dir = mv__path(v->objects, ab);
-        if (dir == NULL || mv__sync_dir(dir) != 0)
-            st = sys_error(err, "cannot sync", dir != NULL ? dir : "objects");
-        free(dir);
+    /* 4. The renames durable: one syncfs, else every folder touched. */
+    {
+        int fd = open(v->objects, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int synced = fd >= 0 && syncfs(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        for (unsigned slot = 0; !synced && slot < 256 && st == MV_OK; slot++) {
+            if (!synced_dirs[slot])
+                continue;
+            char ab[3];
+            snprintf(ab, sizeof ab, "%02x", slot);
+            char *dir = mv__path(v->objects, ab);
+            if (dir == NULL || mv__sync_dir(dir) != 0)
+                st = sys_error(err, "cannot sync", dir != NULL ? dir : "objects");
+            free(dir);
+        }
+        if (!synced && st == MV_OK && ((new_dir && mv__sync_dir(v->objects) != 0) || mv__sync_dir(v->tmp) != 0))
+            st = sys_error(err, "cannot sync", v->objects);
     }
-    if (st == MV_OK && ((new_dir && mv__sync_dir(v->objects) != 0) || mv__sync_dir(v->tmp) != 0))
-        st = sys_error(err, "cannot sync", v->objects);
     if (st != MV_OK)
         goto out;
     /* 5. Commit: from here on the objects exist. */

@@ -35,8 +35,10 @@ void help_vault(FILE *out)
             "Subcommands:\n"
             "  init [--argon2-t N] [--argon2-m KIB] [--argon2-p N]\n"
             "                     create the keyring (if there is none) and the vault\n"
-            "  put PATH...        store DICOM files and folders (recursively); prints one line per\n"
-            "                     object once it is durable: stored OBJECT_ID SOP_UID PATH\n"
+            "  put [--batch N] PATH...\n"
+            "                     store DICOM files and folders (recursively); prints one line per\n"
+            "                     object once it is durable: stored OBJECT_ID SOP_UID PATH;\n"
+            "                     --batch: objects per commit (default 256, or 256 MB)\n"
             "  ls [--patient ID | --name NAME] [--study UID] [--json]\n"
             "                     list patients, studies, series and objects (decrypted)\n"
             "  get SOP_UID -o FILE                 the exact original bytes (mode 0600)\n"
@@ -98,7 +100,8 @@ enum {
     OPT_STUDY,
     OPT_JSON,
     OPT_ALL,
-    OPT_RETIRE
+    OPT_RETIRE,
+    OPT_BATCH
 };
 
 typedef struct Opts {
@@ -106,6 +109,7 @@ typedef struct Opts {
     const char *home, *passphrase_file, *key_file, *p11_module, *p11_token, *pin_file, *actor, *purpose;
     const char *patient, *name, *study, *output;
     int json, all, retire, quiet, progress;
+    uint32_t batch; /* objects per commit of put */
     MvKdfParams kdf;
     int kdf_set;
     uint8_t *secret;
@@ -407,7 +411,7 @@ static int run_put(Opts *o, int argc, char **argv)
             r.cap_paths = cap;
         }
         r.paths[r.n_paths++] = strdup(files.paths[i]);
-        if (mv_vault_pending(r.v, &pending_bytes) >= BATCH_OBJECTS || pending_bytes >= BATCH_BYTES) {
+        if (mv_vault_pending(r.v, &pending_bytes) >= o->batch || pending_bytes >= BATCH_BYTES) {
             if ((rc = put_flush(&r)) != 0)
                 goto out;
         }
@@ -1059,6 +1063,7 @@ int cmd_vault(int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
         {"all", no_argument, NULL, OPT_ALL},
         {"retire", no_argument, NULL, OPT_RETIRE},
+        {"batch", required_argument, NULL, OPT_BATCH},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -1115,6 +1120,10 @@ int cmd_vault(int argc, char **argv)
         case OPT_JSON: o.json = 1; break;
         case OPT_ALL: o.all = 1; break;
         case OPT_RETIRE: o.retire = 1; break;
+        case OPT_BATCH:
+            if (parse_u32(optarg, "--batch", 1, 100000, &o.batch) != 0)
+                return MV_EXIT_USAGE;
+            break;
         case 'o': o.output = optarg; break;
         case 'q': o.quiet = 1; break;
         case 'h': help_vault(stdout); return MV_EXIT_OK;
@@ -1131,6 +1140,10 @@ int cmd_vault(int argc, char **argv)
         return cli_usage_error(CMD, "--patient and --study belong to 'vault ls' and 'vault get'");
     if ((o.all || o.output != NULL) && strcmp(o.sub, "get") != 0)
         return cli_usage_error(CMD, "-o and --all belong to 'vault get'");
+    if (o.batch != 0 && strcmp(o.sub, "put") != 0)
+        return cli_usage_error(CMD, "--batch belongs to 'vault put'");
+    if (o.batch == 0)
+        o.batch = BATCH_OBJECTS;
     if (o.retire && strcmp(o.sub, "rotate") != 0)
         return cli_usage_error(CMD, "--retire belongs to 'vault rotate'");
     if (o.patient != NULL && o.name != NULL)
