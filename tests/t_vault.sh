@@ -28,6 +28,7 @@ status_is() { local want=$1 what=$2; shift 2; "$@" >"$work/out" 2>"$work/err"; l
 H="$work/home"
 printf 'a passphrase for the test vault\n' > "$work/pass"
 printf 'not the passphrase\n' > "$work/wrong"
+chmod 600 "$work/pass" "$work/wrong"
 V() { "$MEDVEIL" vault "$@" --home "$H" --passphrase-file "$work/pass"; }
 
 # ---- inputs ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 
 H="$work/home"
 printf 'crash test passphrase\n' > "$work/pass"
+chmod 600 "$work/pass"
 V() { "$MEDVEIL" vault "$@" --home "$H" --passphrase-file "$work/pass"; }
 
 # Each run gets a new set of synthetic files (24 CT slices and 5 others, other UIDs per seed)

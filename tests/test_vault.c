@@ -23,7 +23,6 @@
 #include "medveil/vault.h"
 #include "vault/vault_int.h"
 
-#include "keyring_standin.h"
 
 static char root[64];
 static int home_seq;

@@ -153,6 +153,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 static int read_secret(Opts *o, int confirm)
 {
     MvError err;
+    MvStatus st;
     mv_error_clear(&err);
     if (o->key_file != NULL) {
         o->how.kind = MV_UNLOCK_KEYFILE;
@@ -162,9 +163,10 @@ static int read_secret(Opts *o, int confirm)
     if (o->p11_module != NULL || o->p11_token != NULL) {
         if (o->p11_module == NULL || o->p11_token == NULL)
             return cli_usage_error(CMD, "--pkcs11-module and --pkcs11-token go together");
-        if (mv_secret_read(o->pin_file, "MEDVEIL_PIN", "Token PIN: ", &o->secret, &o->secret_len, &err) != MV_OK) {
+        st = mv_secret_read(o->pin_file, "MEDVEIL_PIN", "Token PIN: ", &o->secret, &o->secret_len, &err);
+        if (st != MV_OK) {
             cli_error(CMD, "no PIN: %s (use --pin-file or $MEDVEIL_PIN)", err.message);
-            return MV_EXIT_USAGE;
+            return st == MV_ERR_DENIED ? MV_EXIT_SECURITY : MV_EXIT_USAGE;
         }
         o->how.kind = MV_UNLOCK_PKCS11;
         o->how.path = o->p11_module;
@@ -173,10 +175,15 @@ static int read_secret(Opts *o, int confirm)
         o->how.secret_len = o->secret_len;
         return 0;
     }
-    if (mv_secret_read(o->passphrase_file, "MEDVEIL_PASSPHRASE", "Vault passphrase: ", &o->secret, &o->secret_len,
-                       &err) != MV_OK) {
-        cli_error(CMD, "no passphrase: %s (use --passphrase-file, $MEDVEIL_PASSPHRASE or a terminal)", err.message);
-        return MV_EXIT_USAGE;
+    st = mv_secret_read(o->passphrase_file, "MEDVEIL_PASSPHRASE", "Vault passphrase: ", &o->secret, &o->secret_len,
+                        &err);
+    if (st != MV_OK) {
+        if (o->passphrase_file != NULL)
+            cli_error(CMD, "cannot read the passphrase: %s", err.message);
+        else
+            cli_error(CMD, "no passphrase: %s (use --passphrase-file, $MEDVEIL_PASSPHRASE or a terminal)",
+                      err.message);
+        return st == MV_ERR_DENIED ? MV_EXIT_SECURITY : MV_EXIT_USAGE;
     }
     if (o->secret_len == 0) {
         cli_error(CMD, "the passphrase is empty");
