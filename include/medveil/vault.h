@@ -91,6 +91,10 @@ MvStatus mv_vault_lookup(MvVault *v, const char *sop_uid, char object_id[MV_VAUL
  * same folder, synced, renamed; nothing is left at either name on failure. MV_ERR_INTEGRITY when
  * any chunk fails authentication (the output is then not created). */
 MvStatus mv_vault_get(MvVault *v, const char *sop_uid, const char *out_path, MvError *err);
+/* As mv_vault_get; with MV_VAULT_NO_SYNC the output is renamed into place without being synced
+ * (for many outputs followed by one sync of their folder, as `vault get DIR` does). */
+#define MV_VAULT_NO_SYNC 1u
+MvStatus mv_vault_get_file(MvVault *v, const char *sop_uid, const char *out_path, unsigned flags, MvError *err);
 /* Range read: decrypts only the chunks that hold bytes [offset, offset + len) of the original
  * into buf. *n_read is less than len only at the end of the object. */
 MvStatus mv_vault_read(MvVault *v, const char *sop_uid, uint64_t offset, void *buf, size_t len, size_t *n_read,

@@ -222,8 +222,10 @@ MvStatus mv__sealer_start(MvSealer *s, const uint8_t key[32], const MvBlobHeader
     s->h = *h;
     memcpy(s->key, key, 32);
     s->ctx = EVP_CIPHER_CTX_new();
-    s->buf = malloc(h->chunk_size);
-    s->out = malloc((size_t)h->chunk_size + MV__TAG_BYTES);
+    /* A small object needs small buffers: no chunk is longer than the object. */
+    s->buf_cap = h->length != MV__STREAMED && h->length < h->chunk_size ? (size_t)h->length + 1 : h->chunk_size;
+    s->buf = malloc(s->buf_cap);
+    s->out = malloc(s->buf_cap + MV__TAG_BYTES);
     if (s->ctx == NULL || s->buf == NULL || s->out == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
     if (mv__write_all(fd, h->raw, MV__BLOB_HEADER) != 0)
@@ -233,7 +235,10 @@ MvStatus mv__sealer_start(MvSealer *s, const uint8_t key[32], const MvBlobHeader
 
 static MvStatus seal_out(MvSealer *s, const uint8_t *in, size_t len, int last, MvError *err)
 {
-    MvStatus st = mv__chunk_seal(s->ctx, s->key, &s->h, s->index, last, in, len, s->out, err);
+    MvStatus st;
+    if (len > s->buf_cap)
+        return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "object longer than announced");
+    st = mv__chunk_seal(s->ctx, s->key, &s->h, s->index, last, in, len, s->out, err);
     if (st != MV_OK)
         return st;
     if (mv__write_all(s->fd, s->out, len + MV__TAG_BYTES) != 0)
@@ -259,8 +264,12 @@ MvStatus mv__sealer_write(MvSealer *s, const void *data, size_t len, MvError *er
             continue;
         }
         size_t take = cs - s->used < len ? cs - s->used : len;
+        if (s->used + take > s->buf_cap)
+            return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "object longer than announced");
         memcpy(s->buf + s->used, p, take);
         s->used += take;
+        if (s->used > s->buf_high)
+            s->buf_high = s->used;
         p += take;
         len -= take;
         if (s->used == cs) {
@@ -289,7 +298,7 @@ void mv__sealer_free(MvSealer *s)
         return;
     EVP_CIPHER_CTX_free(s->ctx);
     if (s->buf != NULL)
-        OPENSSL_cleanse(s->buf, s->h.chunk_size);
+        OPENSSL_cleanse(s->buf, s->buf_high); /* only what held plaintext */
     free(s->buf);
     free(s->out);
     OPENSSL_cleanse(s->key, sizeof s->key);
@@ -324,7 +333,7 @@ MvStatus mv__blob_decrypt_fd(int fd, const uint8_t key[32], const uint8_t *expec
     EVP_CIPHER_CTX *ctx = NULL;
     MvBlobHeader h;
     uint64_t index = 0, total = 0;
-    size_t cs;
+    size_t cs, bufsize = 0;
     ssize_t n;
     MvStatus st;
 
@@ -336,8 +345,11 @@ MvStatus mv__blob_decrypt_fd(int fd, const uint8_t key[32], const uint8_t *expec
     if ((st = mv__blob_header_parse(&h, raw, expected_id, err)) != MV_OK)
         return st;
     cs = h.chunk_size;
-    in = malloc(cs + MV__TAG_BYTES);
-    out = malloc(cs + MV__TAG_BYTES);
+    /* Room for one chunk (a small object's chunk is the object) plus one byte, so that data
+     * beyond the announced length is seen. */
+    bufsize = (h.length != MV__STREAMED && h.length < cs ? (size_t)h.length : cs) + MV__TAG_BYTES + 1;
+    in = malloc(bufsize);
+    out = malloc(bufsize);
     ctx = EVP_CIPHER_CTX_new();
     if (in == NULL || out == NULL || ctx == NULL) {
         st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
@@ -346,9 +358,13 @@ MvStatus mv__blob_decrypt_fd(int fd, const uint8_t key[32], const uint8_t *expec
     for (;;) {
         uint64_t off = MV__BLOB_HEADER + index * ((uint64_t)cs + MV__TAG_BYTES);
         int last;
-        n = read_full(fd, in, cs + MV__TAG_BYTES);
+        n = read_full(fd, in, bufsize - 1 < cs + MV__TAG_BYTES ? bufsize : cs + MV__TAG_BYTES);
         if (n < 0) {
             st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, off, "read: %s", strerror(errno));
+            goto out;
+        }
+        if ((size_t)n > cs + MV__TAG_BYTES || (bufsize - 1 < cs + MV__TAG_BYTES && (size_t)n == bufsize)) {
+            st = mv_error_set(err, MV_ERR_INTEGRITY, MV_NO_TAG, off, "blob longer than its header says");
             goto out;
         }
         if (n < (ssize_t)MV__TAG_BYTES) {
@@ -385,7 +401,7 @@ MvStatus mv__blob_decrypt_fd(int fd, const uint8_t key[32], const uint8_t *expec
     st = MV_OK;
 out:
     if (out != NULL)
-        OPENSSL_cleanse(out, cs + MV__TAG_BYTES);
+        OPENSSL_cleanse(out, bufsize);
     free(in);
     free(out);
     EVP_CIPHER_CTX_free(ctx);

@@ -1351,6 +1351,11 @@ static int write_chunk(const uint8_t *data, size_t len, void *arg)
 
 MvStatus mv_vault_get(MvVault *v, const char *sop_uid, const char *out_path, MvError *err)
 {
+    return mv_vault_get_file(v, sop_uid, out_path, 0, err);
+}
+
+MvStatus mv_vault_get_file(MvVault *v, const char *sop_uid, const char *out_path, unsigned flags, MvError *err)
+{
     MvInstanceRow row;
     uint8_t dek[32], id[MV__ID_BYTES];
     char *blob = NULL, *tmp = NULL;
@@ -1389,7 +1394,7 @@ MvStatus mv_vault_get(MvVault *v, const char *sop_uid, const char *out_path, MvE
                           row.object_id);
         goto out;
     }
-    if (fsync(out) != 0 || close(out) != 0) {
+    if ((!(flags & MV_VAULT_NO_SYNC) && fsync(out) != 0) || close(out) != 0) {
         out = -1;
         st = sys_error(err, "cannot write", tmp);
         goto out;

@@ -66,8 +66,8 @@ typedef struct MvSealer {
     uint8_t key[32];
     MvBlobHeader h;
     int fd;
-    uint8_t *buf; /* chunk_size bytes of plaintext waiting */
-    size_t used;
+    uint8_t *buf; /* plaintext waiting: buf_cap bytes (a chunk, or less for a small object) */
+    size_t used, buf_cap, buf_high;
     uint8_t *out; /* chunk_size + 16 */
     uint64_t index, total;
 } MvSealer;

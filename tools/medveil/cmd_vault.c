@@ -3,6 +3,7 @@
  * token), opens the vault, does its work, records an audit event before it reports success,
  * and exits with the DESIGN.md statuses. Secrets never come from the command line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -677,7 +678,7 @@ static int run_get(Opts *o, int argc, char **argv)
             break;
         }
         mv_error_clear(&err);
-        st = mv_vault_get(v, uids[i], path, &err);
+        st = mv_vault_get_file(v, uids[i], path, to_dir ? MV_VAULT_NO_SYNC : 0, &err);
         if (st != MV_OK) {
             cli_error(CMD, "get %s: %s", uids[i], err.message);
             n_failed++;
@@ -691,6 +692,16 @@ static int run_get(Opts *o, int argc, char **argv)
         free(path);
     }
     free(oids);
+    if (to_dir) {
+        /* One sync for the whole folder instead of one per file. */
+        int dfd = open(o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || syncfs(dfd) != 0) {
+            cli_error(CMD, "get: cannot sync %s: %s", o->output, strerror(errno));
+            rc = MV_EXIT_PARTIAL;
+        }
+        if (dfd >= 0)
+            close(dfd);
+    }
     if (!o->quiet && n_uids > 1)
         fprintf(stderr, "%s %s get: %zu written to %s, %zu failed\n", cli_program, CMD, n_ok, o->output, n_failed);
     if (rc == 0)
