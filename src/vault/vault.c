@@ -295,8 +295,9 @@ static MvStatus recover(MvVault *v, MvError *err)
             }
             if (in_index == 0) {
                 char *obj = mv__object_path(v, line), *part = mv__part_path(v, line);
-                int gone = (obj != NULL && unlink(obj) == 0) | (part != NULL && unlink(part) == 0);
-                if (gone)
+                int gone_obj = obj != NULL && unlink(obj) == 0;
+                int gone_part = part != NULL && unlink(part) == 0;
+                if (gone_obj || gone_part)
                     v->n_rolled_back++;
                 free(obj);
                 free(part);
