@@ -51,7 +51,7 @@ killed=0
 for i in $(seq 1 "$KILLS"); do
     # The binary itself in the background (a shell function would put a subshell between).
     "$MEDVEIL" vault put --batch 4 --home "$H" --passphrase-file "$work/pass" \
-        "$work/in/set$((i - 1))" "$work/in/set$i" >"$work/out.$i" 2>/dev/null &
+        "$work/in/set$((i - 1))" "$work/in/set$i" >"$work/out.$i" 2>"$work/err.$i" &
     pid=$!
     delay_ms=$(( (RANDOM * 32768 + RANDOM) % full_ms ))
     sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
@@ -65,6 +65,10 @@ for i in $(seq 1 "$KILLS"); do
     done >> "$work/acked"
 done
 check "put was killed while running at least $((KILLS / 2)) times ($killed of $KILLS)" test "$killed" -ge $((KILLS / 2))
+# Each run starts by finishing what the previous kill interrupted, and says so.
+n_recovered=$(cat "$work"/err.* | grep -c "recovered from an interrupted run")
+check "kills landed in the middle of batches: later runs rolled unfinished work back ($n_recovered times)" \
+    test "$n_recovered" -gt 0
 n_acked=$(sort -u "$work/acked" | wc -l)
 echo "$n_acked objects acknowledged across $KILLS killed runs"
 

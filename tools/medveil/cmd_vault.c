@@ -1094,9 +1094,12 @@ int cmd_vault(int argc, char **argv)
     o.kdf.t_cost = 3;
     o.kdf.m_cost_kib = 65536;
     o.kdf.parallelism = 1;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        help_vault(argc < 2 ? stderr : stdout);
-        return argc < 2 ? MV_EXIT_USAGE : MV_EXIT_OK;
+    if (argc < 2)
+        return cli_usage_error(CMD, "needs a subcommand: init, put, ls, get, rm, forget-patient, rotate, fsck, "
+                                    "backup or restore");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        help_vault(stdout);
+        return MV_EXIT_OK;
     }
     o.sub = argv[1];
     for (size_t i = 0; subcommands[i] != NULL; i++)
