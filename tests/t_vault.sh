@@ -183,6 +183,9 @@ status_is 0 "fsck is clean with the index restored" V fsck
 status_is 0 "backup" V backup "$work/vault.mvb"
 check "the archive is mode 0600" test "$(stat -c %a "$work/vault.mvb")" = 600
 check "the archive holds no PatientName or PatientID value" bash -c '! grep -qaF -f "$1" "$2"' _ "$work/phi.txt" "$work/vault.mvb"
+status_is 0 "restore --verify checks an archive without restoring it" \
+    "$MEDVEIL" vault restore --verify "$work/vault.mvb" --home "$work/nohome" --passphrase-file "$work/pass"
+check "... and writes no home" test ! -e "$work/nohome"
 H2="$work/home2"
 status_is 0 "restore into an empty home" "$MEDVEIL" vault restore "$work/vault.mvb" --home "$H2" --passphrase-file "$work/pass"
 status_is 2 "restore into a home that has a vault is refused" "$MEDVEIL" vault restore "$work/vault.mvb" --home "$H2" --passphrase-file "$work/pass"
@@ -201,6 +204,8 @@ asize=$(stat -c %s "$work/bad.mvb")
 "$PY" -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x10]))' "$work/bad.mvb" $((asize * 2 / 3))
 status_is 3 "restore of an archive with one changed byte is exit 3" "$MEDVEIL" vault restore "$work/bad.mvb" --home "$work/home4" --passphrase-file "$work/pass"
 check "... and leaves the home without keyring or vault" test ! -e "$work/home4/keyring" -a ! -e "$work/home4/vault"
+status_is 3 "restore --verify of that archive is exit 3 too" \
+    "$MEDVEIL" vault restore --verify "$work/bad.mvb" --passphrase-file "$work/pass"
 
 # ---- rm, forget-patient, rotate -------------------------------------------------------------
 read -r _ oid_rm uid_rm path_rm < <(grep '^stored ' "$work/put.out" | head -n 1)

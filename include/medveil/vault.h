@@ -215,6 +215,10 @@ MvStatus mv_vault_backup(MvVault *v, const char *path, MvVaultBackupInfo *info, 
  * keyring. MV_ERR_DENIED for a wrong secret, MV_ERR_INTEGRITY for a damaged archive. */
 MvStatus mv_vault_restore(const char *home, const char *path, const MvUnlock *how, MvKeyring **kr_out,
                           MvVaultBackupInfo *info, MvError *err);
+/* Checks an archive without restoring it: unlocks its keyring (a temporary private copy, removed
+ * afterwards) with how, authenticates every byte and checks the manifest. Nothing is written
+ * elsewhere. Same statuses as mv_vault_restore. */
+MvStatus mv_vault_verify_backup(const char *path, const MvUnlock *how, MvVaultBackupInfo *info, MvError *err);
 
 #ifdef __cplusplus
 }

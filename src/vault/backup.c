@@ -680,11 +680,11 @@ static MvStatus restore_keyring(In *in, const char *keyring_dir, size_t *n_files
 static MvStatus pull_to_file(Puller *p, const char *path, uint64_t len, uint8_t *buf, uint8_t digest[32],
                              MvError *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = path != NULL ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -2;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     MvStatus st = MV_OK;
 
-    if (fd < 0 || md == NULL) {
+    if (fd == -1 || md == NULL) {
         st = fd < 0 ? mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create %s: %s", path,
                                    strerror(errno))
                     : nomem(err);
@@ -696,14 +696,14 @@ static MvStatus pull_to_file(Puller *p, const char *path, uint64_t len, uint8_t 
         if ((st = pull(p, buf, n, err)) != MV_OK)
             goto out;
         EVP_DigestUpdate(md, buf, n);
-        if (mv__write_all(fd, buf, n) != 0) {
+        if (fd >= 0 && mv__write_all(fd, buf, n) != 0) {
             st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot write %s: %s", path, strerror(errno));
             goto out;
         }
         len -= n;
     }
     EVP_DigestFinal_ex(md, digest, NULL);
-    if (fsync(fd) != 0)
+    if (fd >= 0 && fsync(fd) != 0)
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot sync %s: %s", path, strerror(errno));
 out:
     if (fd >= 0)
@@ -716,18 +716,20 @@ static MvStatus restore_payload(Puller *p, const char *dir, const uint8_t clear_
                                 MvError *err)
 {
     uint8_t head[1 + MV_VAULT_ID_CHARS + 8], digest[32], want[32], *buf = malloc(IO_BUF);
-    char *objects = mv__path(dir, "objects"), *tmpdir = mv__path(dir, "tmp"), *index = mv__path(dir, "index.sqlite");
+    int writing = dir != NULL; /* else only authenticate and check */
+    char *objects = writing ? mv__path(dir, "objects") : NULL, *tmpdir = writing ? mv__path(dir, "tmp") : NULL;
+    char *index = writing ? mv__path(dir, "index.sqlite") : NULL;
     EVP_MD_CTX *manifest = EVP_MD_CTX_new();
     size_t n = 0;
     int have_index = 0;
     MvStatus st = MV_OK;
 
-    if (buf == NULL || objects == NULL || tmpdir == NULL || index == NULL || manifest == NULL) {
+    if (buf == NULL || manifest == NULL || (writing && (objects == NULL || tmpdir == NULL || index == NULL))) {
         st = nomem(err);
         goto out;
     }
     EVP_DigestInit_ex(manifest, EVP_sha256(), NULL);
-    if (mkdir(objects, 0700) != 0 || mkdir(tmpdir, 0700) != 0) {
+    if (writing && (mkdir(objects, 0700) != 0 || mkdir(tmpdir, 0700) != 0)) {
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create folders under %s", dir);
         goto out;
     }
@@ -759,12 +761,12 @@ static MvStatus restore_payload(Puller *p, const char *dir, const uint8_t clear_
                 st = mv_error_set(err, MV_ERR_INTEGRITY, MV_NO_TAG, MV_NO_OFFSET, "archive: malformed object id");
                 goto out;
             }
-            if (asprintf(&sub, "%s/%.2s", objects, oid) < 0 || asprintf(&path, "%s/%s", sub, oid) < 0) {
+            if (writing && (asprintf(&sub, "%s/%.2s", objects, oid) < 0 || asprintf(&path, "%s/%s", sub, oid) < 0)) {
                 free(sub);
                 st = nomem(err);
                 goto out;
             }
-            if (mkdir(sub, 0700) != 0 && errno != EEXIST)
+            if (writing && mkdir(sub, 0700) != 0 && errno != EEXIST)
                 st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create %s", sub);
             if (st == MV_OK)
                 st = pull_to_file(p, path, unbe(head + 1 + MV_VAULT_ID_CHARS, 8), buf, digest, err);
@@ -802,8 +804,8 @@ out:
     return st;
 }
 
-MvStatus mv_vault_restore(const char *home, const char *path, const MvUnlock *how, MvKeyring **kr_out,
-                          MvVaultBackupInfo *info, MvError *err)
+static MvStatus restore_impl(const char *home, const char *path, const MvUnlock *how, int verify_only,
+                             MvKeyring **kr_out, MvVaultBackupInfo *info, MvError *err)
 {
     In in = {-1, NULL, 0};
     Puller p;
@@ -905,6 +907,11 @@ MvStatus mv_vault_restore(const char *home, const char *path, const MvUnlock *ho
         st = nomem(err);
         goto out;
     }
+    if (verify_only) {
+        if ((st = restore_payload(&p, NULL, clear_digest, &info->n_objects, err)) == MV_OK && fstat(in.fd, &sb) == 0)
+            info->bytes = (uint64_t)sb.st_size;
+        goto out;
+    }
     if (mkdir(staging, 0700) != 0) {
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create %s: %s", staging, strerror(errno));
         goto out;
@@ -966,5 +973,32 @@ out:
     free(keyring_dir);
     free(vault_dir);
     free(staging);
+    return st;
+}
+
+MvStatus mv_vault_restore(const char *home, const char *path, const MvUnlock *how, MvKeyring **kr_out,
+                          MvVaultBackupInfo *info, MvError *err)
+{
+    return restore_impl(home, path, how, 0, kr_out, info, err);
+}
+
+MvStatus mv_vault_verify_backup(const char *path, const MvUnlock *how, MvVaultBackupInfo *info, MvError *err)
+{
+    const char *base = getenv("TMPDIR");
+    char *home = NULL;
+    MvStatus st;
+
+    /* The archive's keyring is unlocked from a private temporary copy, removed afterwards. */
+    if (asprintf(&home, "%s/medveil-verify-XXXXXX", base != NULL && base[0] != '\0' ? base : "/tmp") < 0)
+        return nomem(err);
+    if (mkdtemp(home) == NULL) {
+        st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create a temporary folder: %s",
+                          strerror(errno));
+        free(home);
+        return st;
+    }
+    st = restore_impl(home, path, how, 1, NULL, info, err);
+    remove_tree(home);
+    free(home);
     return st;
 }

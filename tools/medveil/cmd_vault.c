@@ -53,8 +53,9 @@ void help_vault(FILE *out)
             "  fsck               authenticate every object and check the index against the\n"
             "                     folder both ways; finishes work a crash interrupted\n"
             "  backup FILE        one encrypted, authenticated archive of the vault and keyring\n"
-            "  restore FILE       rebuild an empty home from an archive (unlock as for the\n"
-            "                     keyring that made it)\n"
+            "  restore [--verify] FILE\n"
+            "                     rebuild an empty home from an archive (unlock as for the\n"
+            "                     keyring that made it); --verify only checks the archive\n"
             "\n"
             "Options of every subcommand:\n"
             "      --home DIR             home folder (default $MEDVEIL_HOME, else ./.medveil)\n"
@@ -102,14 +103,15 @@ enum {
     OPT_JSON,
     OPT_ALL,
     OPT_RETIRE,
-    OPT_BATCH
+    OPT_BATCH,
+    OPT_VERIFY
 };
 
 typedef struct Opts {
     const char *sub;
     const char *home, *passphrase_file, *key_file, *p11_module, *p11_token, *pin_file, *actor, *purpose;
     const char *patient, *name, *study, *output;
-    int json, all, retire, quiet, progress;
+    int json, all, retire, quiet, progress, verify;
     uint32_t batch; /* objects per commit of put */
     MvKdfParams kdf;
     int kdf_set;
@@ -968,6 +970,18 @@ static int run_restore(Opts *o, int argc, char **argv)
     if ((rc = read_secret(o, 0)) != 0)
         return rc;
     mv_error_clear(&err);
+    if (o->verify) {
+        st = mv_vault_verify_backup(argv[0], &o->how, &info, &err);
+        if (st != MV_OK) {
+            cli_error(CMD, "restore --verify: %s", err.message);
+            rc = exit_for(st) == MV_EXIT_OK ? MV_EXIT_PARTIAL : exit_for(st);
+            return rc;
+        }
+        printf("%s: authentic and complete: %zu object%s, %zu keyring file%s, %.1f MB\n", argv[0], info.n_objects,
+               info.n_objects == 1 ? "" : "s", info.n_keyring_files, info.n_keyring_files == 1 ? "" : "s",
+               (double)info.bytes / 1e6);
+        return MV_EXIT_OK;
+    }
     st = mv_vault_restore(cli_home(o->home), argv[0], &o->how, &kr, &info, &err);
     if (st != MV_OK) {
         cli_error(CMD, "restore: %s", err.message);
@@ -1082,6 +1096,7 @@ int cmd_vault(int argc, char **argv)
         {"all", no_argument, NULL, OPT_ALL},
         {"retire", no_argument, NULL, OPT_RETIRE},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"verify", no_argument, NULL, OPT_VERIFY},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -1141,6 +1156,7 @@ int cmd_vault(int argc, char **argv)
         case OPT_JSON: o.json = 1; break;
         case OPT_ALL: o.all = 1; break;
         case OPT_RETIRE: o.retire = 1; break;
+        case OPT_VERIFY: o.verify = 1; break;
         case OPT_BATCH:
             if (parse_u32(optarg, "--batch", 1, 100000, &o.batch) != 0)
                 return MV_EXIT_USAGE;
@@ -1165,6 +1181,8 @@ int cmd_vault(int argc, char **argv)
         return cli_usage_error(CMD, "--batch belongs to 'vault put'");
     if (o.batch == 0)
         o.batch = BATCH_OBJECTS;
+    if (o.verify && strcmp(o.sub, "restore") != 0)
+        return cli_usage_error(CMD, "--verify belongs to 'vault restore'");
     if (o.retire && strcmp(o.sub, "rotate") != 0)
         return cli_usage_error(CMD, "--retire belongs to 'vault rotate'");
     if (o.patient != NULL && o.name != NULL)
