@@ -347,8 +347,9 @@ MvStatus mv_vault_list(MvVault *v, const MvVaultFilter *filter, MvVaultListing *
     }
     if (filter != NULL && filter->study_uid != NULL)
         mv__blind(v->bi_key, "study-uid", filter->study_uid, strlen(filter->study_uid), bi_study);
-    /* One read transaction: a consistent snapshot even while a put commits. */
-    if ((st = mv__db_exec(v, "BEGIN", err)) != MV_OK) {
+    /* One read transaction: a consistent snapshot even while a put commits (inside an open
+     * batch the batch's own transaction already is one). */
+    if (!v->in_batch && (st = mv__db_exec(v, "BEGIN", err)) != MV_OK) {
         free(l);
         return st;
     }
@@ -404,7 +405,8 @@ MvStatus mv_vault_list(MvVault *v, const MvVaultFilter *filter, MvVaultListing *
         st = mv__db_error(v, err, "list");
 out:
     sqlite3_finalize(q);
-    sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL);
+    if (!v->in_batch)
+        sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL);
     if (st != MV_OK) {
         mv_vault_listing_free(l);
         return st;
@@ -857,6 +859,8 @@ MvStatus mv_vault_fsck(MvVault *v, MvVaultProblemFn fn, void *ctx, MvVaultFsck *
     int rc, bad = 0;
 
     memset(res, 0, sizeof *res);
+    if (v->in_batch)
+        return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "fsck with a batch of puts open: flush first");
     mv__forget_keys(v);
     /* The structure of the database file first: pages, b-trees, indexes, references. */
     if (sqlite3_prepare_v2(v->db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK)

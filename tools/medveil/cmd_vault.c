@@ -706,6 +706,12 @@ static int run_get(Opts *o, int argc, char **argv)
     }
     if (!o->quiet && n_uids > 1)
         fprintf(stderr, "%s %s get: %zu written to %s, %zu failed\n", cli_program, CMD, n_ok, o->output, n_failed);
+    if (n_failed > 0) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "%zu of %zu not written", n_failed, n_uids);
+        if (audit(o, "vault.get", NULL, 0, "failure", detail) != 0)
+            rc = MV_EXIT_SECURITY;
+    }
     if (rc == 0)
         rc = n_failed > 0 ? MV_EXIT_PARTIAL : MV_EXIT_OK;
 out:
