@@ -98,6 +98,22 @@ V ls --patient "$pid" --json >"$work/lsp.json" 2>/dev/null
 check "ls --patient finds the patient through the blind index" "$PY" -c '
 import json,sys; d=json.load(open(sys.argv[1])); assert d["patients"] and all(p["patient_id"].strip()==sys.argv[2].strip() for p in d["patients"])' "$work/lsp.json" "$pid"
 
+read -r pname study_uid < <("$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+p=next(p for p in d["patients"] if len(p["name"].strip()) > 3 and " " not in p["name"].strip())
+print(p["name"].strip(), p["studies"][0]["study_instance_uid"])' "$work/ls.json")
+V ls --name "$(tr '[:upper:]' '[:lower:]' <<<"$pname")" --json >"$work/lsn.json" 2>/dev/null
+check "ls --name matches names case-insensitively through the blind index" "$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+assert d["patients"] and all(p["name"].split("=")[0].upper().strip("^ ")==sys.argv[2].split("=")[0].upper().strip("^ ") for p in d["patients"])' \
+    "$work/lsn.json" "$pname"
+V ls --study "$study_uid" --json >"$work/lss.json" 2>/dev/null
+check "ls --study lists that study only" "$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+st=[s["study_instance_uid"] for p in d["patients"] for s in p["studies"]]
+assert st and set(st)=={sys.argv[2]}, st' "$work/lss.json" "$study_uid"
+status_is 1 "ls --patient of an unknown ID exits 1" V ls --patient "no-such-patient-0000"
+
 # ---- nothing identifying in the home ------------------------------------------------------
 "$PY" - "$work/put.out" >"$work/phi.txt" <<'PY'
 import sys
