@@ -8,7 +8,7 @@
 #  - no temporary file is left in HOME/vault/tmp, no file under HOME is a DICOM file, and no
 #    patient name or ID of the inputs appears anywhere under HOME.
 # Inputs: synthetic files from mksynth (fake people), so the test runs without the corpus.
-# MV_VAULT_KILLS sets the number of killed runs (default 24).
+# MV_VAULT_KILLS sets the number of runs to kill (default 24).
 set -u
 MEDVEIL=${MEDVEIL:?MEDVEIL must name the medveil binary}
 MKSYNTH=${MKSYNTH:-}
@@ -31,11 +31,11 @@ chmod 600 "$work/pass"
 V() { "$MEDVEIL" vault "$@" --home "$H" --passphrase-file "$work/pass"; }
 
 # Each run gets a new set of synthetic files (24 CT slices and 5 others, other UIDs per seed)
-# and the previous set again, so every run has work left when the kill comes.
-for i in $(seq 0 "$KILLS"); do
-    "$MKSYNTH" "$work/in/set$i" --count 24 --seed $((100 + i)) >/dev/null || { echo "mksynth failed"; exit 1; }
-done
-n_files=$(find "$work/in" -type f | wc -l)
+# and the previous set again, so every run has work left when the kill comes. Runs go on until
+# KILLS of them were really killed (a run that ends before its kill does not count), at most
+# 3 * KILLS runs.
+make_set() { "$MKSYNTH" "$work/in/set$1" --count 24 --seed $((100 + $1)) >/dev/null || { echo "mksynth failed"; exit 1; }; }
+make_set 0
 V init --argon2-t 1 --argon2-m 1024 >/dev/null || { echo "vault init failed"; exit 1; }
 
 # How long an uninterrupted run takes, in a scratch home, to aim the kills.
@@ -44,33 +44,39 @@ start=$(date +%s%N)
 "$MEDVEIL" vault put --batch 4 --home "$work/scratch" --passphrase-file "$work/pass" "$work/in/set0" >/dev/null 2>&1
 full_ms=$((($(date +%s%N) - start) / 1000000))
 [ "$full_ms" -lt 20 ] && full_ms=20
-echo "an uninterrupted put of one set takes ${full_ms} ms; killing $KILLS runs within that"
+echo "an uninterrupted put of one set takes ${full_ms} ms; kills land at random within that"
 
 : > "$work/acked"
-killed=0
-for i in $(seq 1 "$KILLS"); do
+killed=0 runs=0
+while [ "$killed" -lt "$KILLS" ] && [ "$runs" -lt $((3 * KILLS)) ]; do
+    runs=$((runs + 1))
+    i=$runs
+    make_set "$i"
     # The binary itself in the background (a shell function would put a subshell between).
     "$MEDVEIL" vault put --batch 4 --home "$H" --passphrase-file "$work/pass" \
         "$work/in/set$((i - 1))" "$work/in/set$i" >"$work/out.$i" 2>"$work/err.$i" &
     pid=$!
     delay_ms=$(( (RANDOM * 32768 + RANDOM) % full_ms ))
     sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
-    if kill -KILL "$pid" 2>/dev/null; then
-        killed=$((killed + 1))
-    fi
+    kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    # 128 + 9: the signal ended it (a run that had already exited reports its own status).
+    [ $? -eq 137 ] && killed=$((killed + 1))
     # Only whole lines count: a line cut by the kill (its path cut short) is not an acknowledgement.
     grep -E '^stored [0-9a-f]{32} [0-9.]+ .+$' "$work/out.$i" | while read -r w oid uid path; do
         [ -f "$path" ] && printf '%s %s %s %s\n' "$w" "$oid" "$uid" "$path"
     done >> "$work/acked"
 done
-check "put was killed while running at least $((KILLS / 2)) times ($killed of $KILLS)" test "$killed" -ge $((KILLS / 2))
+n_files=$(find "$work/in" -type f | wc -l)
+echo "$killed of $runs runs killed with SIGKILL"
+check "put was killed while running $KILLS times ($killed in $runs runs)" test "$killed" -ge "$KILLS"
 # Each run starts by finishing what the previous kill interrupted, and says so.
 n_recovered=$(cat "$work"/err.* | grep -c "recovered from an interrupted run")
+echo "later runs rolled back unfinished work of a killed one $n_recovered times"
 check "kills landed in the middle of batches: later runs rolled unfinished work back ($n_recovered times)" \
     test "$n_recovered" -gt 0
 n_acked=$(sort -u "$work/acked" | wc -l)
-echo "$n_acked objects acknowledged across $KILLS killed runs"
+echo "$n_acked objects acknowledged across $runs runs"
 
 V fsck >"$work/fsck.out" 2>"$work/fsck.err"
 rc=$?
