@@ -7,7 +7,8 @@
 #  - ls and ls --json agree with what put acknowledged; --patient goes through the blind index;
 #  - no PatientName or PatientID value of the stored files (read with pydicom, an independent
 #    parser) appears in any file under HOME, -wal and -shm included;
-#  - rm, forget-patient (its objects are gone, the rest still reads), rotate, rotate --retire;
+#  - rm, forget-patient (its objects are gone, the rest still reads), rotate, rotate --retire,
+#    rotate to a new passphrase (the old one is refused);
 #  - fsck: clean is 0; one flipped byte in a blob, a display value changed in the index, a raw
 #    byte flipped inside the index file, an orphan blob: each exit 3 naming the object;
 #  - backup and restore into an empty home: identical ls (text and JSON) and objects; a
@@ -262,6 +263,15 @@ check "after rotation and retirement every remaining object reads back byte for 
     n=0; while read -r _ oid uid path; do [ -e "$1/$uid.dcm" ] || continue; n=$((n+1)); cmp -s "$path" "$1/$uid.dcm" || exit 1; done < <(grep "^stored " "$2"); [ $n -gt 0 ]' \
     _ "$work/all3" "$work/put.out"
 status_is 0 "fsck after rm, forget-patient and rotation" V fsck
+printf 'the next passphrase of the test vault\n' > "$work/pass2"
+chmod 600 "$work/pass2"
+status_is 0 "rotate to a new passphrase" V rotate --new-passphrase-file "$work/pass2"
+check "... says so" grep -q "opens with the new passphrase only" "$work/out"
+status_is 3 "the old passphrase opens nothing any more" V ls
+status_is 0 "the new one opens the vault" "$MEDVEIL" vault fsck --home "$H" --passphrase-file "$work/pass2"
+read -r _ _ uid_last path_last < <(grep '^stored ' "$work/put.out" | tail -n 1)
+status_is 0 "get with the new passphrase" "$MEDVEIL" vault get "$uid_last" -o "$work/last.dcm" --home "$H" --passphrase-file "$work/pass2"
+check "... gives the original bytes" cmp -s "$path_last" "$work/last.dcm"
 
 echo "vault: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

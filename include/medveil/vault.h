@@ -178,6 +178,10 @@ typedef struct MvVaultRotation {
  * one transaction (no object is re-encrypted). With retire, then destroys every older KEK
  * version, after checking that nothing is still wrapped under one. Needs MV_VAULT_WRITE. */
 MvStatus mv_vault_rotate(MvVault *v, int retire, MvVaultRotation *res, MvError *err);
+/* As mv_vault_rotate; when new_how is not NULL the new KEK version is protected as it says (a new
+ * passphrase or key file also re-protects the older versions: the old secret opens nothing any
+ * more; see mv_keyring_rotate). */
+MvStatus mv_vault_rotate_to(MvVault *v, const MvUnlock *new_how, int retire, MvVaultRotation *res, MvError *err);
 
 typedef struct MvVaultFsck {
     size_t n_objects;  /* index rows checked */

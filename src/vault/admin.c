@@ -523,6 +523,11 @@ out:
 
 MvStatus mv_vault_rotate(MvVault *v, int retire, MvVaultRotation *res, MvError *err)
 {
+    return mv_vault_rotate_to(v, NULL, retire, res, err);
+}
+
+MvStatus mv_vault_rotate_to(MvVault *v, const MvUnlock *new_how, int retire, MvVaultRotation *res, MvError *err)
+{
     MvStatus st;
 
     memset(res, 0, sizeof *res);
@@ -531,7 +536,7 @@ MvStatus mv_vault_rotate(MvVault *v, int retire, MvVaultRotation *res, MvError *
     res->old_version = mv_keyring_current_version(v->kr);
     /* The new version first: if anything below fails, rows stay under the old one, which is
      * still there, and a second rotate finishes the job. */
-    if ((st = mv_keyring_rotate(v->kr, NULL, err)) != MV_OK)
+    if ((st = mv_keyring_rotate(v->kr, new_how, err)) != MV_OK)
         return st;
     res->new_version = mv_keyring_current_version(v->kr);
     mv__forget_keys(v);

@@ -48,8 +48,10 @@ void help_vault(FILE *out)
             "  rm SOP_UID...      destroy objects (wrapped key overwritten, blob removed)\n"
             "  forget-patient PATIENT_ID\n"
             "                     destroy the patient's key, rows and blobs; says what went\n"
-            "  rotate [--retire]  new KEK version, every key rewrapped (no object re-encrypted);\n"
-            "                     --retire then destroys the older KEK versions\n"
+            "  rotate [--retire] [--new-passphrase-file FILE | --new-key-file FILE]\n"
+            "                     new KEK version, every key rewrapped (no object re-encrypted);\n"
+            "                     --retire then destroys the older KEK versions; --new-*: the\n"
+            "                     keyring opens with the new secret only from then on\n"
             "  fsck               authenticate every object and check the index against the\n"
             "                     folder both ways; finishes work a crash interrupted\n"
             "  backup FILE        one encrypted, authenticated archive of the vault and keyring\n"
@@ -104,13 +106,16 @@ enum {
     OPT_ALL,
     OPT_RETIRE,
     OPT_BATCH,
-    OPT_VERIFY
+    OPT_VERIFY,
+    OPT_NEW_PASSFILE,
+    OPT_NEW_KEYFILE
 };
 
 typedef struct Opts {
     const char *sub;
     const char *home, *passphrase_file, *key_file, *p11_module, *p11_token, *pin_file, *actor, *purpose;
     const char *patient, *name, *study, *output;
+    const char *new_passphrase_file, *new_key_file; /* rotate */
     int json, all, retire, quiet, progress, verify;
     uint32_t batch; /* objects per commit of put */
     MvKdfParams kdf;
@@ -840,12 +845,31 @@ static int run_rotate(Opts *o, int argc)
     char detail[128];
     int rc;
 
+    uint8_t *new_secret = NULL;
+    size_t new_len = 0;
+    MvUnlock new_how;
+
+    memset(&new_how, 0, sizeof new_how);
     if (argc > 0)
         return cli_usage_error(CMD, "rotate takes no arguments");
+    mv_error_clear(&err);
+    if (o->new_key_file != NULL) {
+        new_how.kind = MV_UNLOCK_KEYFILE;
+        new_how.path = o->new_key_file;
+    } else if (o->new_passphrase_file != NULL) {
+        st = mv_secret_read(o->new_passphrase_file, NULL, NULL, &new_secret, &new_len, &err);
+        if (st != MV_OK) {
+            cli_error(CMD, "cannot read the new passphrase: %s", err.message);
+            return st == MV_ERR_DENIED ? MV_EXIT_SECURITY : MV_EXIT_USAGE;
+        }
+        new_how.kind = MV_UNLOCK_PASSPHRASE;
+        new_how.secret = new_secret;
+        new_how.secret_len = new_len;
+    }
     if ((rc = open_vault(o, MV_VAULT_WRITE, &kr, &v)) != 0)
         goto out;
     mv_error_clear(&err);
-    st = mv_vault_rotate(v, o->retire, &res, &err);
+    st = mv_vault_rotate_to(v, new_how.kind != 0 ? &new_how : NULL, o->retire, &res, &err);
     if (st != MV_OK) {
         cli_error(CMD, "rotate: %s", err.message);
         rc = exit_for(st) == MV_EXIT_OK ? MV_EXIT_PARTIAL : exit_for(st);
@@ -865,9 +889,13 @@ static int run_rotate(Opts *o, int argc)
            res.n_object_keys, res.n_object_keys == 1 ? "" : "s");
     if (o->retire)
         printf("retired and destroyed %u older KEK version%s\n", res.n_retired, res.n_retired == 1 ? "" : "s");
+    if (new_how.kind != 0)
+        printf("the keyring now opens with the new %s only\n", o->new_key_file != NULL ? "key file" : "passphrase");
 out:
     mv_vault_close(v);
     mv_keyring_close(kr);
+    if (new_secret != NULL)
+        mv_secret_free(new_secret, new_len);
     return rc;
 }
 
@@ -1103,6 +1131,8 @@ int cmd_vault(int argc, char **argv)
         {"retire", no_argument, NULL, OPT_RETIRE},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"verify", no_argument, NULL, OPT_VERIFY},
+        {"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSFILE},
+        {"new-key-file", required_argument, NULL, OPT_NEW_KEYFILE},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -1163,6 +1193,8 @@ int cmd_vault(int argc, char **argv)
         case OPT_ALL: o.all = 1; break;
         case OPT_RETIRE: o.retire = 1; break;
         case OPT_VERIFY: o.verify = 1; break;
+        case OPT_NEW_PASSFILE: o.new_passphrase_file = optarg; break;
+        case OPT_NEW_KEYFILE: o.new_key_file = optarg; break;
         case OPT_BATCH:
             if (parse_u32(optarg, "--batch", 1, 100000, &o.batch) != 0)
                 return MV_EXIT_USAGE;
@@ -1187,6 +1219,10 @@ int cmd_vault(int argc, char **argv)
         return cli_usage_error(CMD, "--batch belongs to 'vault put'");
     if (o.batch == 0)
         o.batch = BATCH_OBJECTS;
+    if ((o.new_passphrase_file != NULL || o.new_key_file != NULL) && strcmp(o.sub, "rotate") != 0)
+        return cli_usage_error(CMD, "--new-passphrase-file and --new-key-file belong to 'vault rotate'");
+    if (o.new_passphrase_file != NULL && o.new_key_file != NULL)
+        return cli_usage_error(CMD, "give --new-passphrase-file or --new-key-file, not both");
     if (o.verify && strcmp(o.sub, "restore") != 0)
         return cli_usage_error(CMD, "--verify belongs to 'vault restore'");
     if (o.retire && strcmp(o.sub, "rotate") != 0)
