@@ -81,7 +81,7 @@ int mv__unhex(const char *in, uint8_t *out, size_t len)
     return 0;
 }
 
-int mv__write_all(int fd, const void *data, size_t len)
+int mv__vault_write_all(int fd, const void *data, size_t len)
 {
     const uint8_t *p = data;
     while (len > 0) {
@@ -228,7 +228,7 @@ MvStatus mv__sealer_start(MvSealer *s, const uint8_t key[32], const MvBlobHeader
     s->out = malloc(s->buf_cap + MV__TAG_BYTES);
     if (s->ctx == NULL || s->buf == NULL || s->out == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    if (mv__write_all(fd, h->raw, MV__BLOB_HEADER) != 0)
+    if (mv__vault_write_all(fd, h->raw, MV__BLOB_HEADER) != 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "write: %s", strerror(errno));
     return MV_OK;
 }
@@ -241,7 +241,7 @@ static MvStatus seal_out(MvSealer *s, const uint8_t *in, size_t len, int last, M
     st = mv__chunk_seal(s->ctx, s->key, &s->h, s->index, last, in, len, s->out, err);
     if (st != MV_OK)
         return st;
-    if (mv__write_all(s->fd, s->out, len + MV__TAG_BYTES) != 0)
+    if (mv__vault_write_all(s->fd, s->out, len + MV__TAG_BYTES) != 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "write: %s", strerror(errno));
     s->index++;
     s->total += len;

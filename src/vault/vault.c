@@ -1190,7 +1190,7 @@ MvStatus mv__write_intent(MvVault *v, const char *ids, size_t n, size_t stride,
         const char *id = ids + i * stride;
         char line[MV_VAULT_ID_CHARS + 2];
         int k = snprintf(line, sizeof line, "%s\n", id);
-        if (mv__write_all(fd, line, (size_t)k) != 0) {
+        if (mv__vault_write_all(fd, line, (size_t)k) != 0) {
             st = sys_error(err, "cannot write", path);
             goto out;
         }
@@ -1347,7 +1347,7 @@ MvStatus mv_vault_lookup(MvVault *v, const char *sop_uid, char object_id[MV_VAUL
 
 static int write_chunk(const uint8_t *data, size_t len, void *arg)
 {
-    return mv__write_all(*(int *)arg, data, len);
+    return mv__vault_write_all(*(int *)arg, data, len);
 }
 
 MvStatus mv_vault_get(MvVault *v, const char *sop_uid, const char *out_path, MvError *err)

@@ -113,7 +113,7 @@ void mv__hex(const uint8_t *in, size_t len, char *out); /* 2*len chars + NUL */
 int mv__unhex(const char *in, uint8_t *out, size_t len); /* 0 when in is exactly 2*len hex digits */
 
 /* write(2) until done; 0 or -1 with errno. */
-int mv__write_all(int fd, const void *data, size_t len);
+int mv__vault_write_all(int fd, const void *data, size_t len);
 /* fsync of a folder; 0 or -1. */
 int mv__sync_dir(const char *dir);
 
