@@ -3,6 +3,7 @@
 #ifndef MV_CLI_H
 #define MV_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* Exit statuses (DESIGN.md "The command line"). */
@@ -60,6 +61,10 @@ int cli_mkdirs(const char *dir);
  * parent made, since files of one folder usually come together. */
 int cli_make_parents(const char *path);
 
+/* Before OCR: re-executes the program once with OMP_THREAD_LIMIT=1 (cli_pixel.c) unless it
+ * is already set; returns only if nothing was done or the exec failed. */
+void cli_pixel_env(void);
+
 /* The home folder (DESIGN.md): opt when not NULL, else $MEDVEIL_HOME, else ./.medveil. */
 const char *cli_home(const char *opt);
 
@@ -77,5 +82,7 @@ typedef struct CliAuditEvent {
  * reads or changes protected data calls it before reporting success. Returns 0, or -1 after
  * printing why: the command must then fail with MV_EXIT_SECURITY. */
 int cli_audit(const char *home, const CliAuditEvent *ev);
+/* Appends n events with one write and one fsync (all or none); 0, or -1 after printing why. */
+int cli_audit_many(const char *home, const CliAuditEvent *evs, size_t n);
 
 #endif
