@@ -28,7 +28,7 @@ readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy python3-pil dicom3tools 
                     libopenjp2-tools openssl
                     python3-cryptography
                     tesseract-ocr fonts-dejavu-core)
-readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom libgdcm-tools time openssl)
+readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom python3-numpy libgdcm-tools libopenjp2-tools time openssl)
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 
 usage() {

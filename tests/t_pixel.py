@@ -468,11 +468,38 @@ def check_encode(tmp, label, path):
         got, got_pi = samples(back)
         got, want_c, converted = same_colour(got, got_pi, want, pi, 8)
         problem = compare(name, got, want_c, converted)
+        if problem is None and ts == RLE:
+            # pydicom's own RLE decoder must read medveil's RLE too.
+            theirs = pydicom_samples(pydicom.dcmread(enc))
+            if theirs is None:
+                problem = 'pydicom cannot decode it'
+            else:
+                problem = compare(name, theirs, want, False)
+                decoder += ' and pydicom'
         if problem:
             fail(name, problem + ' (decoded by %s)' % decoder)
         else:
             counts['passed'] += 1
             print('%s: ok (decoded by %s)' % (name, decoder))
+
+
+def check_unsupported(tmp):
+    """A syntax medveil does not decode: exit status 1, the UID named, no output left."""
+    src = os.path.join(tmp, 'mono8.dcm')
+    ds = pydicom.dcmread(src)
+    ds.PixelData = encapsulate([b'\xff\x0a\x00\x00'])
+    ds['PixelData'].VR = 'OB'
+    ds['PixelData'].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.4.100'
+    path, out = os.path.join(tmp, 'mpeg2.dcm'), os.path.join(tmp, 'mpeg2-out.dcm')
+    ds.save_as(path)
+    r = run([MEDVEIL, 'convert', '--decompress', '--no-sync', path, out])
+    err = r.stderr.decode(errors='replace')
+    if r.returncode != 1 or '1.2.840.10008.1.2.4.100' not in err or 'not decoded' not in err or os.path.exists(out):
+        fail('synthetic/mpeg2', 'expected exit 1, the UID named and no output; got %d: %s' % (r.returncode, err[:200]))
+    else:
+        counts['passed'] += 1
+        print('synthetic/mpeg2: ok (refused: %s)' % err.strip()[-90:])
 
 
 def main():
@@ -484,6 +511,7 @@ def main():
                 check_decode(vpath, tmp, 'synthetic/' + vlabel)
             if pi not in ('YBR_FULL_422',):
                 check_encode(tmp, 'synthetic/' + label, path)
+        check_unsupported(tmp)
         corpus = os.environ.get('MV_CORPUS') or os.path.join(os.path.dirname(__file__), '..', '..', 'shared',
                                                                'corpus', 'dev')
         if os.path.isdir(corpus):

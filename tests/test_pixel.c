@@ -352,8 +352,9 @@ static void test_policy_keeps_lossless_syntax(void **state)
 
 /* ---- Frames split over fragments -------------------------------------------------------------- */
 
-/* Two frames of lossless JPEG in three fragments (frame 0 split in two), with and without a
- * Basic Offset Table: both must decode, the second by finding each frame's SOI marker. */
+/* Two frames of lossless JPEG in three fragments (frame 0 split in two): with a Basic
+ * Offset Table, with an Extended Offset Table (7FE0,0001) and an empty BOT, and with no
+ * table at all (each frame found by its SOI marker). All three must decode. */
 static void test_fragments_split(void **state)
 {
     MvImage *image = test_image(10, 12, 2, 1, 8, 8, 0), *back = NULL;
@@ -364,14 +365,14 @@ static void test_fragments_split(void **state)
     (void)state;
     assert_int_equal(mv__jpegll_encode(image, 0, &f0, &l0, &err), MV_OK);
     assert_int_equal(mv__jpegll_encode(image, 1, &f1, &l1, &err), MV_OK);
-    for (int with_bot = 0; with_bot < 2; with_bot++) {
+    for (int with_bot = 0; with_bot < 3; with_bot++) {
         MvFile *file = empty_file(), *again;
         MvPixelEncodeOptions opts;
         size_t half = (l0 / 2) & ~(size_t)1, first_len = half, second_len = l0 - half;
         uint8_t bot[8];
         uint32_t off1 = (uint32_t)(8 + first_len + 8 + second_len + (second_len & 1u));
         const uint8_t *data[4] = {bot, f0, f0 + half, f1};
-        size_t lens[4] = {with_bot ? 8u : 0u, first_len, second_len, l1};
+        size_t lens[4] = {with_bot == 1 ? 8u : 0u, first_len, second_len, l1};
 
         memset(bot, 0, sizeof bot);
         bot[4] = (uint8_t)off1;
@@ -381,6 +382,19 @@ static void test_fragments_split(void **state)
         assert_int_equal(mv_dataset_set_fragments(mv_file_dataset(file), MV_TAG_PIXEL_DATA, MV_VR_OB, data, lens, 4,
                                                   &err), MV_OK);
         assert_int_equal(mv_file_set_transfer_syntax(file, UID_SV1, &err), MV_OK);
+        if (with_bot == 2) {
+            /* PS3.5 A.4: 64-bit offsets (7FE0,0001) and lengths (7FE0,0002). */
+            uint8_t eot[16] = {0}, eot_len[16] = {0};
+            for (int b = 0; b < 4; b++) {
+                eot[8 + b] = (uint8_t)(off1 >> (8 * b));
+                eot_len[b] = (uint8_t)(l0 >> (8 * b));
+                eot_len[8 + b] = (uint8_t)(l1 >> (8 * b));
+            }
+            assert_int_equal(mv_dataset_set_bytes(mv_file_dataset(file), MV_TAG(0x7FE0, 0x0001), MV_VR_OV, eot, 16,
+                                                  &err), MV_OK);
+            assert_int_equal(mv_dataset_set_bytes(mv_file_dataset(file), MV_TAG(0x7FE0, 0x0002), MV_VR_OV, eot_len,
+                                                  16, &err), MV_OK);
+        }
         again = write_and_reopen(file, "split.dcm");
         if (mv_image_decode(again, NULL, &back, &err) != MV_OK)
             fail_msg("with_bot %d: %s", with_bot, err.message);
@@ -587,8 +601,56 @@ static void test_refusals(void **state)
     assert_int_equal(mv_file_set_transfer_syntax(file, UID_RLE, &err), MV_OK);
     assert_int_equal(mv_image_decode(file, NULL, &out, &err), MV_ERR_PARSE);
     assert_null(out);
+    /* 12-bit lossy JPEG: mv_pixel_check sees it in the first frame header (T.81 B.2.2). */
+    {
+        static const uint8_t sof12[] = {0xFF, 0xD8, 0xFF, 0xC1, 0x00, 0x0B, 0x0C, 0x00, 0x04, 0x00,
+                                        0x04, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9, 0x00};
+        const uint8_t *data[2] = {NULL, sof12};
+        size_t lens[2] = {0, sizeof sof12};
+        assert_int_equal(mv_dataset_set_fragments(mv_file_dataset(file), MV_TAG_PIXEL_DATA, MV_VR_NONE, data, lens, 2,
+                                                  &err), MV_OK);
+        assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.840.10008.1.2.4.51", &err), MV_OK);
+        assert_int_equal(mv_pixel_check(file, &err), MV_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.message, "12-bit"));
+        assert_int_equal(mv_dataset_set_uint(mv_file_dataset(file), MV_TAG(0x0028, 0x0008), MV_VR_IS, 1, &err),
+                         MV_OK);
+        assert_int_equal(mv_image_decode(file, NULL, &out, &err), MV_ERR_UNSUPPORTED);
+    }
     mv_file_free(file);
     mv_image_free(image);
+}
+
+/* ISO 15444-1 A.5.1: a SIZ that tiles a 300x300 image in 1x1 tiles (90000 tile records
+ * for OpenJPEG to allocate) is refused before OpenJPEG reads it; so is a SIZ of another size. */
+static void test_j2k_hostile_tiling(void **state)
+{
+    uint8_t cs[64] = {0xFF, 0x4F, 0xFF, 0x51, 0x00, 0x29, 0x00, 0x00};
+    uint8_t *out = malloc(300 * 300);
+    MvFrameSpec spec = {0};
+    MvFrameInfo info = {0};
+    MvError err;
+
+    (void)state;
+    assert_non_null(out);
+    /* Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz, big-endian 32-bit, from byte 8. */
+    cs[10] = 0x01; cs[11] = 0x2C; /* Xsiz 300 */
+    cs[14] = 0x01; cs[15] = 0x2C; /* Ysiz 300 */
+    cs[27] = 1; /* XTsiz 1 */
+    cs[31] = 1; /* YTsiz 1 */
+    cs[40] = 0x00; cs[41] = 0x01; /* Csiz 1, then Ssiz, XRsiz, YRsiz */
+    cs[42] = 7; cs[43] = 1; cs[44] = 1;
+    spec.rows = spec.columns = 300;
+    spec.samples = 1;
+    spec.bits_allocated = spec.bits_stored = 8;
+    spec.high_bit = 7;
+    spec.bytes = 1;
+    spec.out_size = 300 * 300;
+    spec.photometric = "MONOCHROME2";
+    assert_int_equal(mv__j2k_decode(cs, sizeof cs, &spec, out, &info, &err), MV_ERR_LIMIT);
+    assert_non_null(strstr(err.message, "90000 tiles"));
+    spec.rows = 299;
+    assert_int_equal(mv__j2k_decode(cs, sizeof cs, &spec, out, &info, &err), MV_ERR_PARSE);
+    free(out);
 }
 
 /* PALETTE COLOR: the three LUTs are read with their descriptors. */
@@ -639,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_jpegll_predictors_and_restarts),
         cmocka_unit_test(test_lossy_written_native_and_marked),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_j2k_hostile_tiling),
         cmocka_unit_test(test_palette),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -42,10 +42,12 @@ typedef struct MvPaletteLut {
  *   sign-extended to the full sample width (so int8_t/int16_t/int32_t reads are correct).
  *   After decoding, high_bit == bits_stored - 1.
  * - photometric is the interpretation of the buffer. Decoders convert only where the
- *   source is not an interleaved full-resolution image: YBR_FULL_422 (native or JPEG) and
- *   JPEG baseline YBR become RGB; YBR_ICT/YBR_RCT (JPEG 2000) become RGB; everything else
- *   (MONOCHROME1/2, RGB, YBR_FULL, PALETTE COLOR) is kept as it was. converted_color says
- *   whether a conversion happened; source_photometric keeps the file's value. */
+ *   source is not an interleaved full-resolution image or the codec does it: YBR_FULL_422
+ *   (native or JPEG) and lossy JPEG labelled YBR_* become RGB; YBR_ICT/YBR_RCT (JPEG 2000)
+ *   become RGB; YBR_FULL_422 in RLE, JPEG-LS or JPEG 2000 (full-resolution components)
+ *   becomes YBR_FULL; everything else (MONOCHROME1/2, RGB, YBR_FULL, PALETTE COLOR) is kept.
+ *   A JPEG labelled RGB is taken as stored, as dcmtk and pydicom take it. converted_color
+ *   says whether a colour conversion happened; source_photometric keeps the file's value. */
 typedef struct MvImage {
     uint32_t rows;
     uint32_t columns;
@@ -106,7 +108,8 @@ MvStatus mv_image_decode_frame(const MvFile *file, uint32_t frame, const MvPixel
 MvStatus mv_image_describe(const MvFile *file, MvImage **out, MvError *err);
 
 /* MV_OK when file holds pixel data in a syntax and layout this library decodes (checked
- * from the attributes and the transfer syntax only, nothing decoded); otherwise the
+ * from the attributes, the transfer syntax and, for lossy JPEG, the first frame header's
+ * precision; nothing decoded); otherwise the
  * status and message mv_image_decode would give for it (MV_ERR_NOTFOUND without Pixel
  * Data, MV_ERR_UNSUPPORTED naming the syntax ...). Cheap: use it to send a file to
  * quarantine before any work is done. */
@@ -140,7 +143,8 @@ void mv_image_set_sample(MvImage *image, uint32_t frame, uint32_t row, uint32_t 
 
 typedef struct MvPixelEncodeOptions {
     /* Transfer syntax to write; NULL applies the policy below. Accepted: Explicit VR Little
-     * Endian, Implicit VR Little Endian, Deflated Explicit VR Little Endian, RLE Lossless,
+     * Endian, Implicit VR Little Endian, Deflated Explicit VR Little Endian, Explicit VR
+     * Big Endian, RLE Lossless,
      * JPEG Lossless SV1 (1.2.840.10008.1.2.4.70), JPEG-LS Lossless, JPEG 2000 Lossless. */
     const char *transfer_syntax;
     unsigned flags;     /* MV_PIXEL_ENCODE_* */

@@ -832,8 +832,23 @@ MvStatus mv_image_describe(const MvFile *file, MvImage **out, MvError *err)
 MvStatus mv_pixel_check(const MvFile *file, MvError *err)
 {
     MvImage *image = NULL;
-    MvStatus st = mv_image_describe(file, &image, err);
+    Source src;
+    MvStatus st;
 
+    mv_error_clear(err);
+    st = start(file, &src, &image, err);
+    if (st == MV_OK && src.syntax->codec == CODEC_JPEG && mv_element_fragment_count(src.px) > 1) {
+        /* 12-bit lossy JPEG is only known from the stream: its first frame header says. */
+        size_t len = 0;
+        const uint8_t *first = mv_element_fragment(src.px, 1, &len);
+        int precision = 0;
+        if (mv__jpeg_find_sof(first, len, &precision) >= 0 && precision > 8)
+            st = mv_error_set(err, MV_ERR_UNSUPPORTED, MV_TAG_PIXEL_DATA, mv_element_offset(src.px),
+                              "%d-bit lossy JPEG (JPEG Extended) is not supported by this build's libjpeg-turbo",
+                              precision);
+    }
+    if (st != MV_OK)
+        mv_error_prefix(err, file_label(file));
     mv_image_free(image);
     return st;
 }

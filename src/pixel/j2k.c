@@ -120,6 +120,40 @@ static opj_stream_t *stream_for(MemStream *m, int input)
     return s;
 }
 
+static uint32_t rd32be(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* ISO 15444-1 A.5.1: checks the SIZ segment before OpenJPEG sees it, so that a hostile
+ * tiling (millions of 1x1 tiles, whose per-tile records OpenJPEG allocates while reading
+ * the header) or an image other than the attributes' is refused first. A stream without a
+ * SIZ near its start (a JP2 file with large boxes first) is left to OpenJPEG's own checks. */
+static MvStatus check_siz(const uint8_t *in, size_t len, const MvFrameSpec *spec, MvError *err)
+{
+    size_t limit = len < 4096 ? len : 4096;
+
+    for (size_t i = 0; i + 4 + 38 <= limit; i++) {
+        if (in[i] == 0xFF && in[i + 1] == 0x4F && in[i + 2] == 0xFF && in[i + 3] == 0x51) {
+            const uint8_t *siz = in + i + 6; /* after SOC, the SIZ marker and Lsiz */
+            uint32_t x = rd32be(siz + 2), y = rd32be(siz + 6), x0 = rd32be(siz + 10), y0 = rd32be(siz + 14);
+            uint32_t tw = rd32be(siz + 18), th = rd32be(siz + 22), tx0 = rd32be(siz + 26), ty0 = rd32be(siz + 30);
+            uint64_t tiles_x, tiles_y;
+            if (x <= x0 || y <= y0 || tw == 0 || th == 0 || tx0 > x0 || ty0 > y0 || x - x0 != spec->columns ||
+                y - y0 != spec->rows)
+                return mv_error_set(err, MV_ERR_PARSE, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
+                                    "JPEG 2000 image size (SIZ) does not match %ux%u", spec->columns, spec->rows);
+            tiles_x = ((uint64_t)x - tx0 + tw - 1) / tw;
+            tiles_y = ((uint64_t)y - ty0 + th - 1) / th;
+            if (tiles_x * tiles_y > 65536)
+                return mv_error_set(err, MV_ERR_LIMIT, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
+                                    "JPEG 2000 codestream declares %llu tiles", (unsigned long long)(tiles_x * tiles_y));
+            return MV_OK;
+        }
+    }
+    return MV_OK;
+}
+
 MvStatus mv__j2k_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, uint8_t *out, MvFrameInfo *info,
                         MvError *err)
 {
@@ -131,8 +165,10 @@ MvStatus mv__j2k_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, 
     char opj_msg[256] = "";
     int jp2 = len >= 12 && memcmp(in, "\x00\x00\x00\x0CjP  ", 8) == 0;
     size_t pixels = (size_t)spec->rows * spec->columns;
-    MvStatus st = MV_OK;
+    MvStatus st = check_siz(in, len, spec, err);
 
+    if (st != MV_OK)
+        return st;
     m.in = in;
     m.len = len;
     stream = stream_for(&m, 1);

@@ -32,7 +32,7 @@ static void on_message(j_common_ptr cinfo, int level)
 }
 
 /* The first start-of-frame marker of the stream: its type (0xC0..0xCF) and precision. */
-static int find_sof(const uint8_t *in, size_t len, int *precision)
+int mv__jpeg_find_sof(const uint8_t *in, size_t len, int *precision)
 {
     size_t i = 2;
 
@@ -69,7 +69,7 @@ MvStatus mv__jpeg_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec,
 {
     struct jpeg_decompress_struct cinfo;
     JpegErr jerr;
-    int precision = 0, sof = find_sof(in, len, &precision);
+    int precision = 0, sof = mv__jpeg_find_sof(in, len, &precision);
     volatile int created = 0;
     volatile MvStatus st = MV_OK;
     size_t row_bytes;

@@ -196,17 +196,22 @@ static MvStatus read_dht(Dec *d, size_t at, size_t seg_len, MvError *err)
         if (end - at < 17)
             return fail(err, "truncated Huffman table");
         tc_th = d->in[at];
-        if ((tc_th >> 4) != 0 || (tc_th & 0x0F) > 3)
+        if ((tc_th >> 4) > 1 || (tc_th & 0x0F) > 3)
             return fail(err, "Huffman table class or number out of range");
+        for (int l = 1; l <= 16; l++)
+            total += d->in[at + (size_t)l];
+        if (total > 256 || (size_t)total > end - at - 17)
+            return fail(err, "Huffman table holds more values than its segment");
+        if ((tc_th >> 4) == 1) {
+            /* An AC table (some encoders write one): lossless coding never uses it. */
+            at += 17 + (size_t)total;
+            continue;
+        }
         h = &d->huff[tc_th & 0x0F];
         memset(h, 0, sizeof *h);
-        for (int l = 1; l <= 16; l++) {
+        for (int l = 1; l <= 16; l++)
             h->bits[l] = d->in[at + (size_t)l];
-            total += h->bits[l];
-        }
         at += 17;
-        if (total > 256 || (size_t)total > end - at)
-            return fail(err, "Huffman table holds more values than its segment");
         memcpy(h->vals, d->in + at, (size_t)total);
         h->n_vals = total;
         at += (size_t)total;

@@ -36,6 +36,9 @@ MvStatus mv__rle_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, 
                         MvError *err);
 MvStatus mv__jpeg_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, uint8_t *out, MvFrameInfo *info,
                          MvError *err);
+/* The first start-of-frame marker of a JPEG stream (0xC0..0xCF) and its sample precision;
+ * -1 when there is none before the first scan. */
+int mv__jpeg_find_sof(const uint8_t *in, size_t len, int *precision);
 MvStatus mv__jpegll_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, uint8_t *out,
                            MvFrameInfo *info, MvError *err);
 MvStatus mv__jls_decode(const uint8_t *in, size_t len, const MvFrameSpec *spec, uint8_t *out, MvFrameInfo *info,
