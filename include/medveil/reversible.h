@@ -49,7 +49,8 @@ void mv_recipients_free(MvRecipients *r);
  * PS3.15 E.1.1 step 5 asks. It also always holds, when the original has them, Specific
  * Character Set (0008,0005), so that the originals decode as they were written, and the
  * de-identification markers (0012,0062-0064) and (0028,0303), so that a re-identifier can
- * tell the markers it must remove. Pixel Data (7FE0,0008/0009/0010) is never recorded.
+ * tell the markers it must remove. Pixel Data (7FE0,0008/0009/0010) and group lengths
+ * (gggg,0000), which writing an edited dataset drops, are never recorded.
  * *n_recorded (may be NULL) receives the number of attributes recorded. r is only read: one
  * set of recipients may serve many threads. On failure deidentified is unchanged;
  * MV_ERR_UNSUPPORTED if a recorded attribute holds encapsulated data (an icon image of a

@@ -34,6 +34,11 @@
 #define TAG_ENCRYPTED_TS MV_TAG(0x0400, 0x0510)
 #define TAG_ENCRYPTED_CONTENT MV_TAG(0x0400, 0x0520)
 #define TAG_MODIFIED_ATTRS MV_TAG(0x0400, 0x0550)
+#define TAG_DIR_FIRST MV_TAG(0x0004, 0x1200)
+#define TAG_DIR_LAST MV_TAG(0x0004, 0x1202)
+#define TAG_DIR_RECORDS MV_TAG(0x0004, 0x1220)
+#define TAG_DIR_NEXT MV_TAG(0x0004, 0x1400)
+#define TAG_DIR_LOWER MV_TAG(0x0004, 0x1420)
 
 #define MIN_RSA_BITS 2048
 
@@ -464,7 +469,9 @@ MvStatus mv_originals_encrypt(const MvRecipients *r, const MvDataset *original, 
         const MvElement *now = mv_dataset_find(ds, tag);
         int record;
 
-        if (is_pixel_data(tag) || tag == TAG_ENCRYPTED_ATTRS || MV_TAG_GROUP(tag) == 0x0002)
+        /* Group lengths are left out: the writer drops them from every edited dataset. */
+        if (is_pixel_data(tag) || tag == TAG_ENCRYPTED_ATTRS || MV_TAG_GROUP(tag) == 0x0002 ||
+            MV_TAG_ELEMENT(tag) == 0x0000)
             continue;
         record = tag == TAG_CHARSET || is_marker(tag) || now == NULL || !same_element(el, now);
         if (!record)
@@ -609,7 +616,9 @@ static MvStatus cms_decrypt(const MvReidKey *key, size_t item, const uint8_t *de
 
     *plain = NULL;
     *plain_len = 0;
-    if (len > LONG_MAX || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL || p != der + len) {
+    /* An OB value of odd DER length carries one pad byte of zero (PS3.5 7.1.1). */
+    if (len > LONG_MAX || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL ||
+        !(p == der + len || (p == der + len - 1 && der[len - 1] == 0))) {
         st = ossl_error(err, MV_ERR_INTEGRITY, TAG_ENCRYPTED_CONTENT, "not one DER CMS structure");
         goto out;
     }
@@ -707,6 +716,40 @@ static MvStatus open_payload(const char *ts_uid, const uint8_t *plain, size_t le
     return MV_OK;
 }
 
+/* PS3.3 F.3.2.2: directory records point at each other by byte offsets into the file they
+ * were read from, which the originals' offsets are not. The records de-identification left
+ * (whose offsets the writer knows how to follow) get their original attributes back instead,
+ * their offsets aside. MV_ERR_NOTFOUND when the records do not pair up one to one. */
+static MvStatus restore_directory(MvDataset *ds, const MvElement *orig, MvError *err)
+{
+    MvElement *now = mv_dataset_find(ds, TAG_DIR_RECORDS);
+    MvStatus st;
+
+    if (now == NULL || !mv_element_is_sequence(now) || !mv_element_is_sequence(orig) ||
+        mv_element_item_count(now) != mv_element_item_count(orig))
+        return MV_ERR_NOTFOUND;
+    for (size_t i = 0; i < mv_element_item_count(orig); i++) {
+        const MvDataset *from = mv_element_item(orig, i);
+        MvDataset *to = mv_element_item(mv_dataset_find(ds, TAG_DIR_RECORDS), i);
+        /* What the original record does not hold goes; what it holds comes back. */
+        for (size_t k = 0; k < mv_dataset_count(to);) {
+            uint32_t tag = mv_element_tag(mv_dataset_at(to, k));
+            if (tag != TAG_DIR_NEXT && tag != TAG_DIR_LOWER && mv_dataset_find(from, tag) == NULL)
+                mv_dataset_remove(to, tag);
+            else
+                k++;
+        }
+        for (size_t k = 0; k < mv_dataset_count(from); k++) {
+            const MvElement *el = mv_dataset_at(from, k);
+            if (mv_element_tag(el) == TAG_DIR_NEXT || mv_element_tag(el) == TAG_DIR_LOWER)
+                continue;
+            if ((st = copy_element(to, from, el, err)) != MV_OK)
+                return st;
+        }
+    }
+    return MV_OK;
+}
+
 MvStatus mv__originals_apply(MvFile *file, const char *ts_uid, const uint8_t *plain, size_t len,
                              MvReidResult *res, MvError *err)
 {
@@ -751,9 +794,19 @@ MvStatus mv__originals_apply(MvFile *file, const char *ts_uid, const uint8_t *pl
     if (mv_dataset_get_string(ds, TAG_DEID_METHOD, &method, NULL) == MV_OK && strncmp(method, "medveil ", 8) == 0)
         n_markers = 4;
     free(method);
-    for (size_t i = 0; i < mv_dataset_count(item); i++)
-        if ((st = copy_element(ds, item, mv_dataset_at(item, i), err)) != MV_OK)
+    for (size_t i = 0; i < mv_dataset_count(item); i++) {
+        const MvElement *el = mv_dataset_at(item, i);
+        uint32_t tag = mv_element_tag(el);
+        if (tag == TAG_DIR_FIRST || tag == TAG_DIR_LAST)
+            continue; /* offsets into the original file's bytes: the writer sets them */
+        if (tag == TAG_DIR_RECORDS && (st = restore_directory(ds, el, err)) != MV_ERR_NOTFOUND) {
+            if (st != MV_OK)
+                goto out;
+            continue;
+        }
+        if ((st = copy_element(ds, item, el, err)) != MV_OK)
             goto out;
+    }
     res->n_restored = mv_dataset_count(item);
     res->n_markers_removed = 0;
     for (size_t i = 0; i < n_markers; i++)

@@ -161,7 +161,17 @@ static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
     }
     mv_write_options_init(&wopts);
     wopts.flags |= MV_WRITE_ZERO_PREAMBLE;
-    if (mv_file_write_fd(file, fd, &wopts, err) != MV_OK || fsync(fd) != 0) {
+    if (mv_file_write_fd(file, fd, &wopts, err) != MV_OK && !mv_file_transfer_syntax(file)->explicit_vr &&
+        ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
+        /* A restored original that implicit VR cannot carry (bytes under a tag the dictionary
+         * calls a sequence, which the input held verbatim): Explicit VR keeps its VR. */
+        fprintf(stderr, "%s reidentify: %s: note: %s; written in Explicit VR Little Endian\n", cli_program, out,
+                err->message);
+        wopts.transfer_syntax = MV_UID_EXPLICIT_LE;
+        mv_error_clear(err);
+    }
+    if (err->code != MV_OK || (wopts.transfer_syntax != NULL && mv_file_write_fd(file, fd, &wopts, err) != MV_OK) ||
+        fsync(fd) != 0) {
         if (err->code == MV_OK)
             mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot sync the output: %s", strerror(errno));
         close(fd);
