@@ -540,6 +540,7 @@ MvStatus mv_reid_key_load(const char *key_path, const char *cert_path, const uin
     MvReidKey *key = calloc(1, sizeof *key);
     Passphrase pw = {pass, pass_len};
     BIO *in = NULL;
+    int encrypted = 0;
     MvStatus st = MV_OK;
 
     *out = NULL;
@@ -550,14 +551,27 @@ MvStatus mv_reid_key_load(const char *key_path, const char *cert_path, const uin
         st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "%s: cannot open: %s", key_path, strerror(errno));
         goto out;
     }
+    {
+        /* PKCS#8 "ENCRYPTED PRIVATE KEY" or a traditional key with "Proc-Type: 4,ENCRYPTED". */
+        char head[4096];
+        int n = BIO_read(in, head, (int)sizeof head - 1);
+        encrypted = n > 0 && (head[n] = '\0', strstr(head, "ENCRYPTED") != NULL);
+        OPENSSL_cleanse(head, sizeof head);
+        if (BIO_reset(in) != 0) {
+            st = ossl_error(err, MV_ERR_IO, MV_NO_TAG, "cannot read the private key");
+            goto out;
+        }
+    }
     key->pkey = PEM_read_bio_PrivateKey(in, NULL, pass != NULL ? pass_cb : NULL, pass != NULL ? &pw : NULL);
     if (key->pkey == NULL) {
-        unsigned long e = ERR_peek_last_error();
-        int bad_pass = ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT || ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT ||
-                       ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ;
-        st = ossl_error(err, bad_pass ? MV_ERR_DENIED : MV_ERR_ARG, MV_NO_TAG,
-                        bad_pass ? "the private key did not open: wrong passphrase?"
-                                 : "the private key cannot be read (PEM expected)");
+        if (encrypted && pass != NULL)
+            st = ossl_error(err, MV_ERR_DENIED, MV_NO_TAG, "the private key did not open: wrong passphrase");
+        else if (encrypted)
+            st = ossl_error(err, MV_ERR_ARG, MV_NO_TAG,
+                            "the private key is encrypted and no passphrase was given (--passin-file, "
+                            "$MEDVEIL_PASSPHRASE or a terminal)");
+        else
+            st = ossl_error(err, MV_ERR_ARG, MV_NO_TAG, "the private key cannot be read (PEM expected)");
         mv_error_prefix(err, key_path);
         goto out;
     }
