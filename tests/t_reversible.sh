@@ -71,9 +71,16 @@ check "refused runs wrote nothing" test ! -e x
 # ---- synthetic files: the round trip ------------------------------------------------
 "$MEDVEIL" keygen -o project.key >/dev/null
 "$MEDVEIL" deid --quiet --key project.key syn -o d0 2>/dev/null
-"$MEDVEIL" deid --quiet --key project.key --encrypt-originals-to a.crt --encrypt-originals-to b.crt syn -o d1 2>err.txt
+"$MEDVEIL" deid --quiet --key project.key --encrypt-originals-to a.crt --encrypt-originals-to b.crt \
+    --report d1.json syn -o d1 2>err.txt
 check "deid with two recipients exits 1 (only the burned-in ultrasound quarantined)" \
     bash -c '[ $1 -eq 1 ] && [ "$(ls d1-quarantine/syn | grep -c "\.dcm$")" -eq 1 ]' _ $?
+check "the report names both certificates by their SHA-256 fingerprint (as openssl computes it)" \
+    "$PY" -c 'import json,sys,subprocess
+r = json.load(open("d1.json"))["encrypted_originals_to"]
+want = ["sha256:" + subprocess.run(["openssl", "x509", "-in", c, "-noout", "-fingerprint", "-sha256"], capture_output=True,
+        text=True).stdout.split("=")[1].strip().replace(":", "").lower() for c in ("a.crt", "b.crt")]
+assert r == want, (r, want)'
 check "every output carries an Encrypted Attributes Sequence" \
     bash -c 'for f in d1/syn/*.dcm; do dcmdump +P 0400,0500 "$f" | grep -q EncryptedAttributesSequence || exit 1; done'
 check "no fake identity in the clear in any output" \

@@ -445,6 +445,16 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
     json_object_set_new(root, "random_key", json_boolean(mv_deid_config_random_key(run->cfg)));
     json_object_set_new(root, "interrupted", json_boolean(interrupted));
     json_object_set_new(root, "counts", c);
+    if (run->recipients != NULL) {
+        /* Reversible runs: who can re-identify (certificate fingerprints, never a key). */
+        json_t *certs = json_array();
+        for (size_t i = 0; i < mv_recipients_count(run->recipients); i++) {
+            char fp[72];
+            mv_recipients_fingerprint(run->recipients, i, fp);
+            json_array_append_new(certs, json_string(fp));
+        }
+        json_object_set_new(root, "encrypted_originals_to", certs);
+    }
     for (size_t i = 0; i < run->n_jobs; i++) {
         const Job *job = &run->jobs[i];
         json_t *f = json_object();
