@@ -140,7 +140,8 @@ static int read_passphrase(const char *path, uint8_t *buf, size_t *len)
     return MV_EXIT_OK;
 }
 
-/* Writes file to a fresh temporary name beside out, mode 0600, synced; *temp names it. */
+/* Writes file to a fresh temporary name beside out, mode 0600; *temp names it. The caller
+ * syncs the file system once for all outputs. */
 static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
 {
     MvWriteOptions wopts;
@@ -170,10 +171,7 @@ static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
         wopts.transfer_syntax = MV_UID_EXPLICIT_LE;
         mv_error_clear(err);
     }
-    if (err->code != MV_OK || (wopts.transfer_syntax != NULL && mv_file_write_fd(file, fd, &wopts, err) != MV_OK) ||
-        fsync(fd) != 0) {
-        if (err->code == MV_OK)
-            mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot sync the output: %s", strerror(errno));
+    if (err->code != MV_OK || (wopts.transfer_syntax != NULL && mv_file_write_fd(file, fd, &wopts, err) != MV_OK)) {
         close(fd);
         unlink(*temp);
         free(*temp);
@@ -188,6 +186,18 @@ static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
         return -1;
     }
     return 0;
+}
+
+/* Makes everything written to the file system of dir durable: one syncfs for the run. */
+static int sync_folder(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = syncfs(fd);
+    close(fd);
+    return rc;
 }
 
 /* Restores one input into item->temp. Returns 0 on success, 1 on a plain failure, 3 on a
@@ -384,8 +394,15 @@ int cmd_reidentify(int argc, char **argv)
         else if (r != 0)
             n_failed++;
     }
-    /* Who re-identified what, before anything appears under its final name. */
+    /* Every output is durable under its temporary name, then the audit log says who
+     * re-identified what, and only then does anything appear under its final name. */
+    if (sync_folder(out_dir) != 0) {
+        cli_error("reidentify", "%s: cannot sync: %s", out_dir, strerror(errno));
+        rc = MV_EXIT_PARTIAL;
+        goto out;
+    }
     if (n_security > 0 && audit_items(home, &reid, 0, actor, purpose) != 0) {
+        cli_error("reidentify", "the audit log refused the record: no output was written");
         rc = MV_EXIT_SECURITY;
         goto out;
     }
@@ -410,14 +427,7 @@ int cmd_reidentify(int argc, char **argv)
         free(item->temp);
         item->temp = NULL;
     }
-    {
-        /* The renames are durable once the folders are synced. */
-        int fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            syncfs(fd);
-            close(fd);
-        }
-    }
+    sync_folder(out_dir); /* the renames */
     if (!quiet)
         fprintf(stderr, "%s reidentify: %zu re-identified, %zu failed, %zu security failures\n", cli_program, n_done,
                 n_failed + (size_t)walk_failed, n_security);
