@@ -9,11 +9,10 @@
 #  - dcmtk reads every output, dciodvfy finds no error that the input did not have;
 #  - wrong key, wrong passphrase, altered content: exit 3, nothing written; no sequence: exit 1.
 # RSA keys and certificates are made here with the openssl CLI (never committed). The corpus
-# part runs when ../shared/corpus/dev is present and says SKIPPED loudly otherwise.
+# round trip is tests/t_reversible_corpus.sh.
 set -u
 MEDVEIL=${MEDVEIL:?MEDVEIL must name the medveil binary}
 MKSYNTH=${MKSYNTH:-}
-CORPUS=${MV_CORPUS:-}
 PY=${MV_PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 COMPARE="$HERE/reversible_compare.py"
@@ -229,43 +228,6 @@ if command -v gdcmanon >/dev/null; then
     check "gdcmanon output with a key that is no recipient: exit 3" test $? -eq 3
 else
     echo "SKIPPED: gdcmanon (libgdcm-tools) not installed; GDCM interoperability not checked"
-fi
-
-# ---- the corpus -------------------------------------------------------------------
-if [ -z "$CORPUS" ] || [ ! -d "$CORPUS" ]; then
-    echo "SKIPPED: corpus not found at '${CORPUS}'; corpus round trip not run"
-else
-    root=$(cd "$CORPUS/.." && pwd)
-    "$MEDVEIL" deid --quiet --key project.key --encrypt-originals-to a.crt --report c1.json "$CORPUS" -o c1 2>/dev/null
-    check "corpus: quarantined are the malformed files, the burned-in one, and GH133 (encapsulated icon)" \
-        "$PY" - c1.json <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-q = sorted(f["input"].rsplit("/", 1)[1] for f in r["files"] if f["status"] == "quarantined")
-want = ["3gb-bulk-data-truncated", "FreezePattern.dcm", "GH133.dcm", "GH1728.dcm", "GH179B.dcm", "GH364.dcm", "GH626.dcm"]
-assert q == want, q
-PY
-    "$MEDVEIL" reidentify --quiet --private-key a.key c1 -o cr 2>err.txt
-    check "corpus: every output re-identified (0)" test $? -eq 0
-    "$MEDVEIL" convert -q -n -o plain "$CORPUS" 2>/dev/null
-    compare "$root" c1 cr/c1 --plain plain
-    check "pydicom: corpus round trip restores every changed attribute" test $? -eq 0
-    check "pydicom: ... in at least 190 files" test "$(tail -1 cmp.txt | cut -d" " -f1)" -ge 190
-    grep '^note' cmp.txt | sed 's/^/  /'
-    check "corpus: dcmtk reads every re-identified file whose original it reads" bash -c '
-        for f in $(cd cr/c1 && find . -type f | sed "s|^./||"); do
-            dcmdump -q "$1/$f" >/dev/null 2>&1 || continue
-            dcmdump -q "cr/c1/$f" >/dev/null 2>&1 || { echo "dcmtk cannot read cr/c1/$f"; exit 1; }
-        done' _ "$root"
-    if command -v gdcmanon >/dev/null; then
-        n_fail=0
-        for f in $(cd c1 && find . -type f -name '*.dcm' | sed 's|^./||' | grep -v ' ' | sort | head -8); do
-            mkdir -p "cg/$(dirname "$f")"
-            gdcmanon -d -k a.key -i "c1/$f" -o "cg/$f" >/dev/null 2>&1 || { echo "gdcmanon -d fails on $f"; n_fail=$((n_fail + 1)); }
-        done
-        check "gdcmanon -d decrypts corpus outputs (8 files)" test $n_fail -eq 0
-        check "pydicom: ... and restores their originals" compare "$root" c1 cg --extra "(0012,0064)" --extra "(0028,0303)" --plain plain
-    fi
 fi
 
 check "no temporary file is left anywhere" no_temps "$work"
