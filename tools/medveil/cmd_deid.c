@@ -121,8 +121,10 @@ void help_deid(FILE *out)
             "  %s keygen -o project.key\n"
             "  %s deid --key project.key --layout hierarchy --report run.json in/ -o out/\n"
             "  %s deid --key project.key --option retain-long-modified-dates \\\n"
-            "          --option clean-descriptors --recipe research.recipe in/ -o out/\n",
-            cli_program, cli_program, cli_program, cli_program);
+            "          --option clean-descriptors --recipe research.recipe in/ -o out/\n"
+            "  %s deid --key project.key --encrypt-originals-to trustee.crt in/ -o out/\n"
+            "          (reversible: see 'medveil help reidentify' and docs/reversible.md)\n",
+            cli_program, cli_program, cli_program, cli_program, cli_program);
 }
 
 static int add_job(const char *path, void *arg)
