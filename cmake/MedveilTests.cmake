@@ -49,6 +49,7 @@ set(MV_TEST_ENV
     "MV_CORPUS=${MV_CORPUS}"
     "MV_PYTHON=/usr/bin/python3"
     "MV_SANITIZE=${_mv_sanitize}"
+    "MEDVEIL_HOME=${CMAKE_BINARY_DIR}/test-home"
     "PYTHONDONTWRITEBYTECODE=1")
 
 set(_mv_test_names "")

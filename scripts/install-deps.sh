@@ -25,7 +25,8 @@ readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libja
                      libtesseract-dev libleptonica-dev tesseract-ocr-eng libpng-dev libp11-kit-dev)
 readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy python3-pil dicom3tools libgdcm-tools libclang-rt-14-dev
                     softhsm2 opensc sqlite3 rsyslog rsyslog-openssl jing libxml2-utils gnutls-bin
-                    libopenjp2-tools openssl)
+                    libopenjp2-tools openssl
+                    python3-cryptography)
 readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom libgdcm-tools time openssl)
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 

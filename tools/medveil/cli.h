@@ -3,6 +3,7 @@
 #ifndef MV_CLI_H
 #define MV_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* Exit statuses (DESIGN.md "The command line"). */
@@ -77,5 +78,7 @@ typedef struct CliAuditEvent {
  * reads or changes protected data calls it before reporting success. Returns 0, or -1 after
  * printing why: the command must then fail with MV_EXIT_SECURITY. */
 int cli_audit(const char *home, const CliAuditEvent *ev);
+/* Appends n events with one write and one fsync (all or none); 0, or -1 after printing why. */
+int cli_audit_many(const char *home, const CliAuditEvent *evs, size_t n);
 
 #endif

@@ -33,6 +33,7 @@ typedef struct Job {
     int status;
     char *output;
     char *reason;
+    char study[65]; /* the output's (pseudonymous) Study Instance UID, for the audit log */
 } Job;
 
 typedef struct Run {
@@ -110,12 +111,18 @@ void help_deid(FILE *out)
             "      --sync-each          fsync every output (default: one sync at the end)\n"
             "      --no-sync            no sync at all (a pipeline that syncs later)\n"
             "      --quiet              no progress bar and no summary\n"
+            "      --home DIR           home folder whose audit log records the run (default\n"
+            "                           $MEDVEIL_HOME, else ./.medveil): one event per output\n"
+            "                           study (its new Study Instance UID) and a summary\n"
+            "      --as NAME            the actor named in the audit log (default: OS user)\n"
+            "      --purpose TEXT       why the run is made, recorded in the audit log\n"
             "  -h, --help               show this help\n"
             "\n"
             "Exit status: 0 every input de-identified (or already done); 1 some input was\n"
             "quarantined, skipped or failed, or the run was interrupted (rerun to finish);\n"
             "2 usage or configuration error (a missing or malformed key file too); 3 the key\n"
-            "file is readable by others than its owner.\n"
+            "file is readable by others than its owner, or the run could not be recorded in\n"
+            "the audit log.\n"
             "\n"
             "Examples:\n"
             "  %s keygen -o project.key\n"
@@ -337,6 +344,7 @@ static void process(Run *run, Job *job)
     } else {
         job->status = ST_DONE;
         job->output = strdup(out);
+        memcpy(job->study, res.study_uid, sizeof job->study);
     }
     mv_file_free(file);
 }
@@ -478,10 +486,86 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
     return rc;
 }
 
+static int by_study(const void *a, const void *b)
+{
+    return strcmp(((const Job *)a)->study, ((const Job *)b)->study);
+}
+
+/* Records the run in the audit log of HOME: one event per output study (objects: the new,
+ * pseudonymous Study Instance UID; never an original value) and one summary event. The jobs
+ * are reordered. 0, or -1 when the log cannot be written (the run then fails). */
+static int audit_run(Run *run, const char *home, const char *actor, const char *purpose, const int counts[6],
+                     int interrupted)
+{
+    CliAuditEvent *evs = NULL;
+    char **details = NULL, **objects = NULL, summary[256];
+    size_t n_ev = 0, cap = 1;
+    int rc = -1;
+
+    qsort(run->jobs, run->n_jobs, sizeof *run->jobs, by_study);
+    for (size_t i = 0; i < run->n_jobs; i++)
+        if (i == 0 || strcmp(run->jobs[i].study, run->jobs[i - 1].study) != 0)
+            cap++; /* at most one event per group of jobs with the same study */
+    evs = calloc(cap, sizeof *evs);
+    details = calloc(cap, sizeof *details);
+    objects = calloc(cap, sizeof *objects);
+    if (evs == NULL || details == NULL || objects == NULL)
+        goto nomem;
+    for (size_t i = 0; i < run->n_jobs;) {
+        size_t j = i, n_done = 0;
+        while (j < run->n_jobs && strcmp(run->jobs[j].study, run->jobs[i].study) == 0) {
+            n_done += run->jobs[j].status == ST_DONE;
+            j++;
+        }
+        if (n_done > 0) {
+            const char *study = run->jobs[i].study[0] ? run->jobs[i].study : "none";
+            if (asprintf(&objects[n_ev], "study:%s", study) < 0 ||
+                asprintf(&details[n_ev], "%zu instances de-identified; key %s", n_done,
+                         mv_deid_config_fingerprint(run->cfg)) < 0) {
+                objects[n_ev] = details[n_ev] = NULL;
+                goto nomem;
+            }
+            evs[n_ev].action = "deid";
+            evs[n_ev].objects = (const char *const *)&objects[n_ev];
+            evs[n_ev].n_objects = 1;
+            evs[n_ev].outcome = "success";
+            evs[n_ev].actor = actor;
+            evs[n_ev].purpose = purpose;
+            evs[n_ev].detail = details[n_ev];
+            n_ev++;
+        }
+        i = j;
+    }
+    snprintf(summary, sizeof summary, "run%s: %d de-identified, %d already done, %d quarantined, %d skipped, "
+             "%d failed; key %s",
+             interrupted ? " interrupted" : "", counts[ST_DONE], counts[ST_EXISTS], counts[ST_QUARANTINED],
+             counts[ST_SKIPPED], counts[ST_FAILED], mv_deid_config_fingerprint(run->cfg));
+    evs[n_ev].action = "deid";
+    evs[n_ev].outcome = counts[ST_QUARANTINED] + counts[ST_FAILED] + counts[ST_PENDING] > 0 || interrupted
+                            ? "failure" : "success";
+    evs[n_ev].actor = actor;
+    evs[n_ev].purpose = purpose;
+    evs[n_ev].detail = summary;
+    n_ev++;
+    rc = cli_audit_many(home, evs, n_ev);
+    goto out;
+nomem:
+    cli_error("deid", "out of memory recording the run in the audit log");
+out:
+    for (size_t i = 0; i < cap && objects != NULL && details != NULL; i++) {
+        free(objects[i]);
+        free(details[i]);
+    }
+    free(objects);
+    free(details);
+    free(evs);
+    return rc;
+}
+
 int cmd_deid(int argc, char **argv)
 {
     enum { OPT_OPTION = 256, OPT_SAFE_PRIVATE, OPT_DATE_RANGE, OPT_REPORT, OPT_LAYOUT, OPT_FORCE, OPT_SYNC, OPT_QUIET,
-           OPT_NO_SYNC, OPT_ENCRYPT_TO, OPT_PKCS1V15, OPT_AUTH_ENVELOPED };
+           OPT_NO_SYNC, OPT_ENCRYPT_TO, OPT_PKCS1V15, OPT_AUTH_ENVELOPED, OPT_HOME, OPT_AS, OPT_PURPOSE };
     static const struct option longopts[] = {
         {"output-dir", required_argument, NULL, 'o'},
         {"key", required_argument, NULL, 'k'},
@@ -500,12 +584,16 @@ int cmd_deid(int argc, char **argv)
         {"encrypt-originals-to", required_argument, NULL, OPT_ENCRYPT_TO},
         {"rsa-pkcs1v15", no_argument, NULL, OPT_PKCS1V15},
         {"cms-auth-enveloped", no_argument, NULL, OPT_AUTH_ENVELOPED},
+        {"home", required_argument, NULL, OPT_HOME},
+        {"as", required_argument, NULL, OPT_AS},
+        {"purpose", required_argument, NULL, OPT_PURPOSE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     Run run;
     MvError err;
     const char *key_path = NULL, *report = NULL, *quarantine_dir = NULL;
+    const char *home_opt = NULL, *actor = NULL, *purpose = NULL;
     unsigned long long n;
     long n_threads = sysconf(_SC_NPROCESSORS_ONLN);
     int c, rc = MV_EXIT_OK, quiet = 0, counts[6] = {0}, n_certs = 0;
@@ -599,6 +687,9 @@ int cmd_deid(int argc, char **argv)
         }
         case OPT_PKCS1V15: rev_flags |= MV_REV_RSA_PKCS1V15; break;
         case OPT_AUTH_ENVELOPED: rev_flags |= MV_REV_AUTH_ENVELOPED; break;
+        case OPT_HOME: home_opt = optarg; break;
+        case OPT_AS: actor = optarg; break;
+        case OPT_PURPOSE: purpose = optarg; break;
         case 'h': help_deid(stdout); goto out;
         case ':': rc = cli_usage_error("deid", "option '%s' needs a value", argv[optind - 1]); goto out;
         default: rc = cli_usage_error("deid", "unknown option '%s'", argv[optind - 1]); goto out;
@@ -746,6 +837,8 @@ int cmd_deid(int argc, char **argv)
         cli_error("deid", "%s: cannot write the report", report);
         rc = MV_EXIT_PARTIAL;
     }
+    if (audit_run(&run, cli_home(home_opt), actor, purpose, counts, stop_requested != 0) != 0)
+        rc = MV_EXIT_SECURITY;
     if (!quiet)
         fprintf(stderr,
                 "%s deid: %d de-identified, %d already done, %d quarantined (in %s), %d skipped, %d failed; key %s\n",
