@@ -106,6 +106,35 @@ check "pydicom: --keep-encrypted keeps the sequence, restores the rest" compare 
 "$MEDVEIL" reidentify --quiet --private-key a.key --certificate b.crt d1 -o r5 2>err.txt
 check "a certificate that does not match the key is a usage error (2)" test $? -eq 2
 
+# The audit log of the home folder: one reidentify event naming the de-identified SOP Instance
+# UIDs (never an original one), the actor and the purpose; the log verifies.
+"$MEDVEIL" reidentify --quiet --home audhome --as trustee --purpose "IRB 2024-17" --private-key a.key d1 -o ra 2>/dev/null
+check "reidentify with --home/--as/--purpose (0)" test $? -eq 0
+"$MEDVEIL" audit log --home audhome --json > audit.json 2>/dev/null
+check "the audit log holds one reidentify event with the de-identified UIDs, actor and purpose" \
+    "$PY" - audit.json d1 syn <<'PY'
+import glob, json, sys
+import pydicom
+events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ev = [e for e in events if e["action"] == "reidentify"]
+assert len(ev) == 1, events
+ev = ev[0]
+deid = sorted(pydicom.dcmread(f).SOPInstanceUID for f in glob.glob(sys.argv[2] + "/syn/*.dcm"))
+orig = {pydicom.dcmread(f).SOPInstanceUID for f in glob.glob(sys.argv[3] + "/*.dcm")}
+assert sorted(ev["objects"]) == deid, (ev["objects"], deid)
+assert not orig & set(ev["objects"])
+assert ev["outcome"] == "success" and ev["actor"] == "trustee" and ev["purpose"] == "IRB 2024-17", ev
+PY
+"$MEDVEIL" audit verify --home audhome >/dev/null 2>&1
+check "the audit log verifies" test $? -eq 0
+"$MEDVEIL" reidentify --quiet --home audhome --private-key c.key d1/syn/ct-alice-001.dcm -o rd 2>/dev/null
+"$MEDVEIL" audit log --home audhome --json 2>/dev/null | grep -q '"outcome":"denied"'
+check "a wrong key is recorded as a denied reidentify event" test $? -eq 0
+printf 'a file, not a folder\n' > nothome
+"$MEDVEIL" reidentify --quiet --home nothome/h --private-key a.key d1 -o rno 2>err.txt
+check "an audit log that cannot be written: exit 3, no output, no temporary file" \
+    bash -c '[ $1 -eq 3 ] && [ -z "$(find rno -type f 2>/dev/null)" ] && grep -q "no output was written" err.txt' _ $?
+
 # Refusals: nothing written, exit statuses of DESIGN.md.
 "$MEDVEIL" reidentify --quiet --private-key c.key d1 -o rw 2>err.txt
 check "a key that is no recipient: exit 3" test $? -eq 3

@@ -62,13 +62,17 @@ MvStatus mv_originals_encrypt(const MvRecipients *r, const MvDataset *original, 
 
 typedef struct MvReidKey MvReidKey;
 
+/* 1 if the PEM private key file at key_path is encrypted ("ENCRYPTED PRIVATE KEY", or a
+ * traditional key with "Proc-Type: 4,ENCRYPTED"), so that a passphrase must be read first;
+ * 0 if not, or if the file cannot be read (mv_reid_key_load then says why). */
+int mv_reid_key_encrypted(const char *key_path);
 /* Loads a PEM private key (PKCS#8 or traditional, encrypted or not) and, when cert_path is
  * not NULL, the certificate that names it as a recipient (then only recipient infos issued
  * to that certificate are tried, and a key that does not match the certificate is refused).
- * pass/pass_len is the key's passphrase (NULL: none given; OpenSSL then prompts on the
- * terminal if the key is encrypted). Passphrase bytes are not kept. MV_ERR_ARG for a key or
- * certificate that cannot be read or does not match, MV_ERR_DENIED for a wrong passphrase.
- * Free with mv_reid_key_free, which wipes the key. */
+ * pass/pass_len is the key's passphrase (NULL: none given; nothing is ever prompted for).
+ * Passphrase bytes are not kept. MV_ERR_ARG for a key or certificate that cannot be read or
+ * does not match, or an encrypted key without a passphrase; MV_ERR_DENIED for a wrong
+ * passphrase. Free with mv_reid_key_free, which wipes the key. */
 MvStatus mv_reid_key_load(const char *key_path, const char *cert_path, const uint8_t *pass, size_t pass_len,
                           MvReidKey **out, MvError *err);
 void mv_reid_key_free(MvReidKey *key);

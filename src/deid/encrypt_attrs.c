@@ -523,12 +523,13 @@ typedef struct Passphrase {
     size_t len;
 } Passphrase;
 
+/* The passphrase given, or none: the library never prompts (the CLI reads secrets itself). */
 static int pass_cb(char *buf, int size, int rwflag, void *u)
 {
     const Passphrase *p = u;
 
     (void)rwflag;
-    if (p == NULL || size <= 0 || p->len > (size_t)size)
+    if (p == NULL || p->bytes == NULL || size <= 0 || p->len > (size_t)size)
         return -1;
     memcpy(buf, p->bytes, p->len);
     return (int)p->len;
@@ -551,25 +552,13 @@ MvStatus mv_reid_key_load(const char *key_path, const char *cert_path, const uin
         st = mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET, "%s: cannot open: %s", key_path, strerror(errno));
         goto out;
     }
-    {
-        /* PKCS#8 "ENCRYPTED PRIVATE KEY" or a traditional key with "Proc-Type: 4,ENCRYPTED". */
-        char head[4096];
-        int n = BIO_read(in, head, (int)sizeof head - 1);
-        encrypted = n > 0 && (head[n] = '\0', strstr(head, "ENCRYPTED") != NULL);
-        OPENSSL_cleanse(head, sizeof head);
-        if (BIO_reset(in) != 0) {
-            st = ossl_error(err, MV_ERR_IO, MV_NO_TAG, "cannot read the private key");
-            goto out;
-        }
-    }
-    key->pkey = PEM_read_bio_PrivateKey(in, NULL, pass != NULL ? pass_cb : NULL, pass != NULL ? &pw : NULL);
+    encrypted = mv_reid_key_encrypted(key_path);
+    key->pkey = PEM_read_bio_PrivateKey(in, NULL, pass_cb, &pw);
     if (key->pkey == NULL) {
         if (encrypted && pass != NULL)
             st = ossl_error(err, MV_ERR_DENIED, MV_NO_TAG, "the private key did not open: wrong passphrase");
         else if (encrypted)
-            st = ossl_error(err, MV_ERR_ARG, MV_NO_TAG,
-                            "the private key is encrypted and no passphrase was given (--passin-file, "
-                            "$MEDVEIL_PASSPHRASE or a terminal)");
+            st = ossl_error(err, MV_ERR_ARG, MV_NO_TAG, "the private key is encrypted and no passphrase was given");
         else
             st = ossl_error(err, MV_ERR_ARG, MV_NO_TAG, "the private key cannot be read (PEM expected)");
         mv_error_prefix(err, key_path);
@@ -602,6 +591,26 @@ out:
     else
         *out = key;
     return st;
+}
+
+int mv_reid_key_encrypted(const char *key_path)
+{
+    char head[4096];
+    int n, encrypted = 0;
+    BIO *in = BIO_new_file(key_path, "r");
+
+    if (in == NULL) {
+        ERR_clear_error();
+        return 0;
+    }
+    n = BIO_read(in, head, (int)sizeof head - 1);
+    if (n > 0) {
+        head[n] = '\0';
+        encrypted = strstr(head, "ENCRYPTED") != NULL;
+    }
+    OPENSSL_cleanse(head, sizeof head);
+    BIO_free(in);
+    return encrypted;
 }
 
 void mv_reid_key_free(MvReidKey *key)

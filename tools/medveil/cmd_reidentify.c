@@ -13,11 +13,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "medveil/deid.h"
 #include "medveil/dicom.h"
+#include "medveil/keys.h"
 #include "medveil/reversible.h"
-
-#define MAX_PASSPHRASE 1024
 
 typedef struct Item {
     char *path;
@@ -105,39 +103,6 @@ static int add_item(const char *path, void *arg)
         item->rel++;
     reid->n_items++;
     return 0;
-}
-
-/* Reads the first line of path into buf (at most MAX_PASSPHRASE bytes). The file must be
- * readable by its owner only. Returns an exit status. */
-static int read_passphrase(const char *path, uint8_t *buf, size_t *len)
-{
-    struct stat sb;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        cli_error("reidentify", "%s: cannot open: %s", path, strerror(errno));
-        return MV_EXIT_USAGE;
-    }
-    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0) {
-        close(fd);
-        cli_error("reidentify", "%s: a passphrase file readable by others is refused (mode %03o); chmod 600 it",
-                  path, (unsigned)(sb.st_mode & 0777));
-        return MV_EXIT_SECURITY;
-    }
-    n = read(fd, buf, MAX_PASSPHRASE);
-    close(fd);
-    if (n < 0) {
-        cli_error("reidentify", "%s: cannot read: %s", path, strerror(errno));
-        return MV_EXIT_USAGE;
-    }
-    *len = (size_t)n;
-    for (size_t i = 0; i < (size_t)n; i++)
-        if (buf[i] == '\n' || buf[i] == '\r') {
-            *len = i;
-            break;
-        }
-    return MV_EXIT_OK;
 }
 
 /* Writes file to a fresh temporary name beside out, mode 0600; *temp names it. The caller
@@ -302,9 +267,9 @@ int cmd_reidentify(int argc, char **argv)
     };
     const char *out_dir = NULL, *key_path = NULL, *cert_path = NULL, *passin = NULL, *home_opt = NULL;
     const char *actor = NULL, *purpose = NULL, *home;
-    uint8_t pass[MAX_PASSPHRASE + 1];
+    uint8_t *pass = NULL;
     size_t pass_len = 0;
-    int have_pass = 0, force = 0, quiet = 0, c, rc = MV_EXIT_OK, walk_failed = 0;
+    int force = 0, quiet = 0, c, rc = MV_EXIT_OK, walk_failed = 0;
     size_t n_done = 0, n_failed = 0, n_security = 0;
     unsigned flags = 0;
     MvReidKey *key = NULL;
@@ -313,7 +278,6 @@ int cmd_reidentify(int argc, char **argv)
     struct stat sb;
 
     memset(&reid, 0, sizeof reid);
-    memset(pass, 0, sizeof pass);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:k:c:h", longopts, NULL)) != -1) {
@@ -347,19 +311,24 @@ int cmd_reidentify(int argc, char **argv)
                   key_path, (unsigned)(sb.st_mode & 0777));
         return MV_EXIT_SECURITY;
     }
-    if (passin != NULL) {
-        if ((rc = read_passphrase(passin, pass, &pass_len)) != MV_EXIT_OK)
+    if (mv_reid_key_encrypted(key_path)) {
+        /* DESIGN.md: a secret comes from a file, $MEDVEIL_PASSPHRASE or a prompt without echo. */
+        char prompt[PATH_MAX + 32];
+        MvStatus st;
+        snprintf(prompt, sizeof prompt, "Passphrase of %s: ", key_path);
+        if ((st = mv_secret_read(passin, "MEDVEIL_PASSPHRASE", prompt, &pass, &pass_len, &err)) != MV_OK) {
+            cli_error("reidentify", "%s", err.message);
+            if (st == MV_ERR_ARG)
+                cli_error("reidentify", "%s is encrypted: give its passphrase with --passin-file FILE or "
+                          "$MEDVEIL_PASSPHRASE, or run on a terminal", key_path);
+            rc = st == MV_ERR_DENIED ? MV_EXIT_SECURITY : MV_EXIT_USAGE;
             goto out;
-        have_pass = 1;
-    } else if (getenv("MEDVEIL_PASSPHRASE") != NULL) {
-        const char *env = getenv("MEDVEIL_PASSPHRASE");
-        pass_len = strlen(env) < MAX_PASSPHRASE ? strlen(env) : MAX_PASSPHRASE;
-        memcpy(pass, env, pass_len);
-        have_pass = 1;
+        }
     }
     {
-        MvStatus st = mv_reid_key_load(key_path, cert_path, have_pass ? pass : NULL, pass_len, &key, &err);
-        mv_wipe(pass, sizeof pass);
+        MvStatus st = mv_reid_key_load(key_path, cert_path, pass, pass_len, &key, &err);
+        mv_secret_free(pass, pass_len);
+        pass = NULL;
         if (st != MV_OK) {
             cli_error("reidentify", "%s", err.message);
             rc = st == MV_ERR_DENIED ? MV_EXIT_SECURITY : MV_EXIT_USAGE;
@@ -436,7 +405,7 @@ int cmd_reidentify(int argc, char **argv)
     else if (n_failed > 0 || walk_failed > 0)
         rc = MV_EXIT_PARTIAL;
 out:
-    mv_wipe(pass, sizeof pass);
+    mv_secret_free(pass, pass_len);
     for (size_t i = 0; i < reid.n_items; i++) {
         if (reid.items[i].temp != NULL)
             unlink(reid.items[i].temp);
