@@ -635,14 +635,17 @@ static MvStatus cms_decrypt(const MvReidKey *key, size_t item, const uint8_t *de
     BIO *out = NULL;
     BUF_MEM *mem = NULL;
     int nid, opened = 0;
+    char item_name[32];
     MvStatus st = MV_OK;
 
+    snprintf(item_name, sizeof item_name, "item %zu", item);
     *plain = NULL;
     *plain_len = 0;
     /* An OB value of odd DER length carries one pad byte of zero (PS3.5 7.1.1). */
     if (len > LONG_MAX || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL ||
         !(p == der + len || (p == der + len - 1 && der[len - 1] == 0))) {
-        st = ossl_error(err, MV_ERR_INTEGRITY, TAG_ENCRYPTED_CONTENT, "not one DER CMS structure");
+        st = ossl_error(err, MV_ERR_INTEGRITY, TAG_ENCRYPTED_CONTENT, "the Encrypted Content is not one DER CMS structure");
+        mv_error_prefix(err, item_name);
         goto out;
     }
     nid = OBJ_obj2nid(CMS_get0_type(cms));
@@ -677,12 +680,15 @@ static MvStatus cms_decrypt(const MvReidKey *key, size_t item, const uint8_t *de
                           key->cert != NULL ? " and certificate" : "");
         goto out;
     }
-    if ((out = BIO_new(BIO_s_mem())) == NULL) {
+    /* The plaintext grows in the secure heap when there is one; copies are wiped either way. */
+    if ((out = BIO_new(BIO_s_secmem())) == NULL) {
         st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
         goto out;
     }
     if (CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) != 1) {
-        st = ossl_error(err, MV_ERR_INTEGRITY, TAG_ENCRYPTED_CONTENT, "the content does not decrypt: altered?");
+        st = ossl_error(err, MV_ERR_INTEGRITY, TAG_ENCRYPTED_CONTENT,
+                        "the content does not decrypt with the key it is addressed to: altered");
+        mv_error_prefix(err, item_name);
         goto out;
     }
     BIO_get_mem_ptr(out, &mem);
