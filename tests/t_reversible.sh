@@ -154,6 +154,10 @@ check "a passphrase file readable by others: exit 3" test $? -eq 3
 "$MEDVEIL" reidentify --quiet --private-key a.key syn/ct-alice-001.dcm notdicom.txt -o rn 2>err.txt
 check "a file without the sequence and a non-DICOM file: exit 1" test $? -eq 1
 check "... named as failed" bash -c 'grep -q "ct-alice-001.dcm: failed: no Encrypted Attributes Sequence" err.txt && grep -q "notdicom.txt: failed" err.txt'
+mkdir -p dup1 dup2 && cp d1/syn/ct-alice-001.dcm dup1/x.dcm && cp d1/syn/ct-alice-002.dcm dup2/x.dcm
+"$MEDVEIL" reidentify --quiet --private-key a.key dup1/x.dcm dup2/x.dcm -o rdup 2>err.txt
+check "two inputs for one output: the second fails (1), the first is written" \
+    bash -c '[ $1 -eq 1 ] && [ -f rdup/x.dcm ] && grep -q "dup2/x.dcm: failed: another input" err.txt' _ $?
 "$MEDVEIL" reidentify --quiet --private-key a.key d1 -o r1 2>/dev/null
 check "existing outputs are not replaced (1)" test $? -eq 1
 "$MEDVEIL" reidentify --quiet --force --private-key a.key d1 -o r1 2>/dev/null

@@ -19,6 +19,7 @@
 
 typedef struct Item {
     char *path;
+    int duplicate;     /* another input has the same relative path: it would share the output */
     const char *rel;   /* inside path: the part kept under OUTDIR */
     char *output;      /* final name */
     char *temp;        /* written, waiting for the audit record; NULL once renamed or dropped */
@@ -105,6 +106,31 @@ static int add_item(const char *path, void *arg)
     return 0;
 }
 
+static int by_rel(const void *a, const void *b)
+{
+    const Item *const *x = a, *const *y = b;
+    int c = strcmp((*x)->rel, (*y)->rel);
+    return c != 0 ? c : ((*x) < (*y) ? -1 : 1);
+}
+
+/* Inputs given as a/x.dcm and b/x.dcm (folders a and b) would share OUTDIR/x.dcm: all but the
+ * first are marked. Returns -1 when out of memory. */
+static int mark_duplicates(Reid *reid)
+{
+    Item **order = malloc((reid->n_items + 1) * sizeof *order);
+
+    if (order == NULL)
+        return -1;
+    for (size_t i = 0; i < reid->n_items; i++)
+        order[i] = &reid->items[i];
+    qsort(order, reid->n_items, sizeof *order, by_rel);
+    for (size_t i = 1; i < reid->n_items; i++)
+        if (strcmp(order[i]->rel, order[i - 1]->rel) == 0)
+            order[i]->duplicate = 1;
+    free(order);
+    return 0;
+}
+
 /* Writes file to a fresh temporary name beside out, mode 0600; *temp names it. The caller
  * syncs the file system once for all outputs. */
 static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
@@ -179,6 +205,11 @@ static int reidentify_one(const MvReidKey *key, Item *item, const char *out_dir,
     if (asprintf(&item->output, "%s/%s", out_dir, item->rel) < 0) {
         item->output = NULL;
         cli_error("reidentify", "out of memory");
+        return 1;
+    }
+    if (item->duplicate) {
+        cli_error("reidentify", "%s: failed: another input has the same path under OUTDIR (%s)", item->path,
+                  item->output);
         return 1;
     }
     if (!force && lstat(item->output, &sb) == 0) {
@@ -356,6 +387,11 @@ int cmd_reidentify(int argc, char **argv)
         }
     }
 
+    if (mark_duplicates(&reid) != 0) {
+        cli_error("reidentify", "out of memory");
+        rc = MV_EXIT_PARTIAL;
+        goto out;
+    }
     for (size_t i = 0; i < reid.n_items; i++) {
         int r = reidentify_one(key, &reid.items[i], out_dir, flags, force);
         if (r == 3)
