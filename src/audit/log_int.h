@@ -49,7 +49,7 @@ struct MvAuditLog {
 };
 
 MvStatus mv__io_error(MvError *err, const char *dir, const char *file, const char *what);
-int mv__write_all(int fd, const void *buf, size_t len);
+int mv__audit_write_all(int fd, const void *buf, size_t len);
 int mv__pread_all(int fd, void *buf, size_t len, uint64_t off);
 MvStatus mv__log_leaf_range(MvAuditLog *log, uint64_t lo, uint64_t n, uint8_t *out, MvError *err);
 MvStatus mv__log_subtree(void *ctx, uint64_t lo, uint64_t hi, uint8_t out[MV_AUDIT_HASH_BYTES], MvError *err);
