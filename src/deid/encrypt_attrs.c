@@ -494,8 +494,11 @@ MvStatus mv_originals_encrypt(const MvRecipients *r, const MvDataset *original, 
     seq = mv_dataset_find(ds, TAG_ENCRYPTED_ATTRS);
     if (seq == NULL && (st = mv_dataset_set_sequence(ds, TAG_ENCRYPTED_ATTRS, &seq, err)) != MV_OK)
         goto out;
-    if ((st = mv_element_insert_item(seq, MV_APPEND, &eas_item, err)) != MV_OK)
+    if ((st = mv_element_insert_item(seq, MV_APPEND, &eas_item, err)) != MV_OK) {
+        if (mv_element_item_count(seq) == 0)
+            mv_dataset_remove(ds, TAG_ENCRYPTED_ATTRS); /* the sequence made just now */
         goto out;
+    }
     if ((st = mv_dataset_set_string(eas_item, TAG_ENCRYPTED_TS, MV_VR_UI, MV_UID_EXPLICIT_LE, err)) != MV_OK ||
         (st = mv_dataset_set_bytes(eas_item, TAG_ENCRYPTED_CONTENT, MV_VR_OB, der, der_len, err)) != MV_OK) {
         seq = mv_dataset_find(ds, TAG_ENCRYPTED_ATTRS);
