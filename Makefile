@@ -40,7 +40,7 @@ help:
 	@echo '  check    install every missing package; build with -Werror and run ctest in $(BUILD)/;'
 	@echo '           then build with clang + ASan + UBSan and run ctest in $(ASAN_BUILD)/ (what CI runs)'
 	@echo '  demo     build, then run examples/demo.sh'
-	@echo '  bench    install benchmark tools, build, then run bench/run.sh and bench/deid.sh'
+	@echo '  bench    install benchmark tools, build, then run every bench/*.sh (codec, deid, pixel, vault, audit)'
 	@echo '  fuzz     build the libFuzzer targets in $(FUZZ_BUILD)/ and run them FUZZ_SECONDS in total'
 	@echo '  install  install $(BUILD)/ into PREFIX (run make build first)'
 	@echo '  deps     install every missing Debian package (scripts/install-deps.sh all)'
@@ -90,6 +90,10 @@ bench:
 	$(call configure_and_build,$(BUILD),,$(BUILD_OPTIONS))
 	bash bench/run.sh $(BUILD)
 	bash bench/deid.sh $(BUILD)
+	bash bench/pixel.sh $(BUILD)
+	bash bench/pixel-ocr.sh $(BUILD)
+	bash bench/vault.sh $(BUILD)
+	bash bench/audit.sh $(BUILD)
 
 # Each target fuzzes FUZZ_SECONDS / (number of targets) seconds. New inputs go to
 # $(FUZZ_BUILD)/corpus-<name>; CORPUS, tests/regress/ and fuzz/<name>/ (if present) are

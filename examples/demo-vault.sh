@@ -72,7 +72,7 @@ chmod 600 "$PASS"
 step "medveil vault init --home $HOME_DIR --passphrase-file $PASS --argon2-m 8192"
 
 heading "Store the synthetic samples"
-step "medveil vault put --home $HOME_DIR --passphrase-file $PASS $SAMPLES | cut -c 1-110"
+step "medveil vault put --home $HOME_DIR --passphrase-file $PASS $SAMPLES/*.dcm | cut -c 1-110"
 
 heading "List them (decrypted for display)"
 step "medveil vault ls --home $HOME_DIR --passphrase-file $PASS"

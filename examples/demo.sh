@@ -2,15 +2,18 @@
 # The `make demo` walk-through: generates synthetic DICOM files with mksynth, shows the codec
 # (dump as text and JSON, lossless conversion, a clear error for a broken file), then
 # de-identifies the files under a project key, compares a file before and after, shows the
-# burned-in ultrasound going to quarantine, checks the run with `medveil verify`, and
-# reruns it to show that nothing changes.
+# burned-in ultrasound going to quarantine, checks the run with `medveil verify`, reruns it
+# to show that nothing changes, cleans the ultrasound's pixels with OCR and releases it,
+# keeps the originals in an encrypted vault (examples/demo-vault.sh), and verifies the audit
+# log that recorded every run (and catches a changed byte in a copy of it).
 #
 # Usage: bash examples/demo.sh [BUILD_DIR]     BUILD_DIR holds medveil and mksynth (default: build)
 #
 # Works from any folder: BUILD_DIR is taken relative to the current folder, else to the
 # repository root. Everything goes to examples/synthetic/ (gitignored, emptied on every run):
 # the files, demo.key, in/ (a copy of the files to release), deid/ (the outputs),
-# deid-quarantine/ and deid-report.json.
+# deid-quarantine/, deid-report.json, deid-pixels/ (the run that cleans pixels), review.html,
+# us-before.png, us-after.png, checkpoint.txt and home/ (the demo's MEDVEIL_HOME).
 # Exit status: 0 every step behaved as expected; 1 a step failed; 2 usage or missing build.
 set -euo pipefail
 
@@ -46,6 +49,8 @@ done
 cd "$root"
 readonly MEDVEIL="$build/medveil" MKSYNTH="$build/mksynth" OUT=examples/synthetic
 readonly KEY=$OUT/demo.key IN=$OUT/in DEID=$OUT/deid QUAR=$OUT/deid-quarantine REPORT=$OUT/deid-report.json
+# The home folder (audit log, keyring) of this demo: every deid run below is recorded in it.
+export MEDVEIL_HOME=$OUT/home
 work=$(mktemp -d "${TMPDIR:-/tmp}/medveil-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -172,7 +177,7 @@ note "The Basic Profile, plus two options a research release often wants: dates 
      "hierarchy layout names folders and files by pseudonym and UID only (the default," \
      "'mirror', keeps input paths, and these file names hold the patients' names)." \
      "Exit status 1 is expected: the ultrasound has the patient's name burned into its" \
-     "pixels, and this build cannot clean pixels yet, so it goes to quarantine."
+     "pixels, and without --option clean-pixel-data (step 9) it goes to quarantine."
 echo
 expect 1 "medveil deid --key $KEY --option retain-long-modified-dates --option clean-descriptors --layout hierarchy --report $REPORT $IN -o $DEID"
 step "sed -n '/\"counts\"/,/}/p' $REPORT"
@@ -244,16 +249,51 @@ echo
 expect 1 "medveil deid --quiet --key $KEY --option retain-long-modified-dates --option clean-descriptors --layout hierarchy $IN -o $work/again"
 step "diff -r $DEID $work/again && echo 'outputs are byte-identical'"
 
+heading "9. Burned-in text: clean the pixels"
+note "With --option clean-pixel-data, region rules and OCR (Tesseract) read every frame of the" \
+     "files that may carry burned-in text, mask the words that match an identifier of the file" \
+     "(name parts, IDs, dates in the usual spellings), read the masked frames again, and only" \
+     "then set Burned In Annotation to NO. What OCR finds in the original ultrasound (red:" \
+     "identifiers to mask; blue: a rule's region):"
+echo
+step "medveil preview --boxes $IN/us-bob-rgb.dcm -o $OUT/us-before.png 2>&1 | first 8"
+expect 0 "medveil deid --quiet --key $KEY --option clean-pixel-data --layout hierarchy --review $OUT/review.html --report $OUT/pixel-report.json $IN -o $OUT/deid-pixels"
+us_out=$(grep -A1 "\"input\": \"$IN/us-bob-rgb.dcm\"" "$OUT/pixel-report.json" | sed -n 's/.*"output": "\(.*\)",*$/\1/p')
+[ -f "$us_out" ] || fail "the ultrasound was not released by the clean-pixel-data run"
+note "The released ultrasound, read again: the name and the date are gone, the rest is as it was:"
+echo
+step "medveil preview --boxes $us_out -o $OUT/us-after.png 2>&1 | first 8"
+step "medveil dump $us_out | grep -E '^\((0028,0301|0012,0063)\)'"
+note "Before/after pictures: $OUT/us-before.png, $OUT/us-after.png; the reviewer's page with" \
+     "every changed image, its boxes and the OCR text: $OUT/review.html (mode 0600: it holds" \
+     "identifiers)."
+
+heading "10. The encrypted vault"
+note "The identified originals are not left in the clear: examples/demo-vault.sh keeps them in" \
+     "an encrypted vault (its own temporary home folder)."
+bash "$here/demo-vault.sh" "$build" || fail "examples/demo-vault.sh"
+
+heading "11. The audit log"
+note "Every deid run above was recorded, before it reported success, in the audit log of the" \
+     "home folder ($MEDVEIL_HOME): one event per study released (named by its new UID, never" \
+     "by a name) and a summary. Each event is a leaf of a Merkle tree whose head is signed:"
+echo
+step "medveil audit log | first 6"
+step "medveil audit verify"
+step "medveil audit checkpoint > $OUT/checkpoint.txt && cat $OUT/checkpoint.txt"
+note "Change one byte of an event in a copy of the log, and verification names the event:"
+echo
+step "cp -r $MEDVEIL_HOME $work/tampered && sed -i '1s/\"deid\"/\"DEID\"/' $work/tampered/audit/events.jsonl"
+expect 3 "medveil audit verify --home $work/tampered"
+
 heading "What's next"
-note "De-identification of headers is done; see docs/deid.md for every option, the report" \
-     "and what is not done yet. The next stages, none of which exists yet (README.md has the" \
-     "status of each capability):" \
+note "The codec, de-identification (header and pixels, reversible too), the keyring, the vault" \
+     "and the audit log are done; docs/ has a guide for each. The next stages (README.md has" \
+     "the status of each capability):" \
      "" \
-     "  - pixel privacy: find and mask the name and ID burned into us-bob-rgb.dcm, so that" \
-     "    it can be released instead of quarantined (clean-pixel-data)" \
-     "  - keys: a keyring with rotation, and reversible de-identification" \
-     "  - an encrypted vault for the identified originals, one key per object" \
-     "  - a tamper-evident audit log of every action" \
+     "  - access control: users, roles, Argon2id passwords, TOTP, tokens, lockout" \
+     "  - secure transport: DICOMweb over HTTPS and the DICOM network, de-identifying on the way out" \
+     "  - sharing, privacy-preserving statistics, retention and destruction with proof" \
      "" \
-     "Files: $OUT/   Try: medveil help deid, medveil help verify, man ./docs/medveil.1"
+     "Files: $OUT/   Try: medveil help deid, medveil help vault, medveil help audit, man ./docs/medveil.1"
 echo

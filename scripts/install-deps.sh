@@ -26,7 +26,8 @@ readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libja
 readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy python3-pil dicom3tools libgdcm-tools libclang-rt-14-dev
                     softhsm2 opensc sqlite3 rsyslog rsyslog-openssl jing libxml2-utils gnutls-bin
                     libopenjp2-tools openssl
-                    python3-cryptography)
+                    python3-cryptography
+                    tesseract-ocr fonts-dejavu-core)
 readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom libgdcm-tools time openssl)
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 

@@ -1,6 +1,9 @@
 /* Replays a folder of inputs (fuzzer reproducers, hand-made malformed files, or a corpus)
  * through the steps of fuzz/fuzz_read.c: open, dump, JSON, write back, convert to implicit
- * VR LE and explicit VR BE, and read every output again. Each file runs in a child process,
+ * VR LE and explicit VR BE, and read every output again; then through the pixel decoders
+ * and encoders as fuzz/fuzz_pixel.c does (fuzz/pixel_check.h: a DICOM file is decoded,
+ * re-encoded and decoded again; other bytes go straight to one decoder, chosen by the first
+ * byte, tests/regress/pixel/ holds such reproducers). Each file runs in a child process,
  * so that a crash is reported against its file and the others still run.
  *
  *   regress_runner [DIR]    DIR defaults to $MV_SOURCE_DIR/tests/regress; searched recursively
@@ -29,6 +32,7 @@
 
 #include "medveil/dicom.h"
 #include "../fuzz/census.h"
+#include "../fuzz/pixel_check.h"
 
 /* The caps fuzz/fuzz_read.c reads with. */
 #define RUN_MAX_DEPTH 64
@@ -206,6 +210,9 @@ static int run_file(const char *path)
 
     /* The same bytes from memory (the fuzzer's way in) must give the same answer. */
     bytes = slurp(path, &len);
+    /* The pixel codec's invariants abort on failure: reported as a crash of this file. */
+    if (bytes != NULL)
+        pixel_check_input(bytes, len);
     mem_st = mv_file_from_memory(bytes != NULL ? bytes : (const uint8_t *)"", len, path, &ropts, &mem_file, &mem_err);
     if (st != MV_OK) {
         /* An empty file is refused by mv_file_open only (from memory it is no data). */

@@ -31,9 +31,9 @@ check "a key readable by others is refused with exit 3" test $? -eq 3
 echo "medveil-key-v1 nothex" > "$work/kbad" && chmod 600 "$work/kbad"
 "$MEDVEIL" deid --quiet --key "$work/kbad" "$work/k1" -o "$work/x" 2>"$work/err"
 check "a malformed key file is a usage error (exit 2)" test $? -eq 2
-"$MEDVEIL" deid --option clean-pixel-data "$work/k1" -o "$work/x" 2>"$work/err"
-check "clean-pixel-data is a clear error (exit 2)" test $? -eq 2
-check "clean-pixel-data error names the missing capability" grep -q "pixel" "$work/err"
+"$MEDVEIL" deid --mask-all-text "$work/k1" -o "$work/x" 2>"$work/err"
+check "pixel settings without clean-pixel-data are a usage error (exit 2)" test $? -eq 2
+check "that error names the option needed" grep -q "clean-pixel-data" "$work/err"
 "$MEDVEIL" deid --option no-such-option "$work/k1" -o "$work/x" 2>/dev/null
 check "unknown option name exits 2" test $? -eq 2
 "$MEDVEIL" deid "$work/k1" 2>/dev/null

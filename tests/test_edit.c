@@ -927,6 +927,64 @@ static void test_items(void **state)
 }
 
 /* An item inserted into a sequence that was read is written with the others. */
+/* PS3.5 A.4: pixel data replaced by fragments (as the pixel encoder does) is written as an
+ * encapsulated element with its Basic Offset Table, in the syntax the file was switched to;
+ * odd fragments are padded; a syntax that does not fit the pixel data is refused. */
+static void test_set_fragments_and_syntax(void **state)
+{
+    Buf in = {0}, out = {0};
+    MvFile *file, *again;
+    MvDataset *ds;
+    MvElement *px;
+    MvError err;
+    char path[512];
+    static const uint8_t bot[4] = {0, 0, 0, 0};
+    static const uint8_t frag[3] = {0xAA, 0xBB, 0xCC};
+    const uint8_t *data[2] = {bot, frag};
+    size_t lens[2] = {4, 3}, len;
+    const uint8_t *got;
+
+    (void)state;
+    part10(&in, MV_UID_EXPLICIT_LE);
+    ui_el(&in, 0x00080016u, "1.2.840.10008.5.1.4.1.1.7");
+    ui_el(&in, 0x00080018u, "1.2.3.4");
+    ex_el(&in, 0x7FE00010u, "OW", "\x01\x02\x03\x04", 4, 0);
+    file = read_mem(&in);
+    ds = mv_file_dataset(file);
+    assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.840.10008.1.2.5", &err), MV_ERR_ARG);
+    assert_string_equal(mv_file_transfer_syntax(file)->uid, MV_UID_EXPLICIT_LE);
+    assert_int_equal(mv_dataset_set_fragments(ds, MV_TAG_PIXEL_DATA, MV_VR_NONE, data, lens, 0, &err), MV_ERR_ARG);
+    assert_int_equal(mv_dataset_set_fragments(ds, MV_TAG_PIXEL_DATA, MV_VR_NONE, data, lens, 2, &err), MV_OK);
+    assert_int_equal(mv_file_set_transfer_syntax(file, MV_UID_EXPLICIT_LE, &err), MV_ERR_ARG);
+    assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.3.4.5.6", &err), MV_ERR_ARG);
+    assert_int_equal(mv_file_set_transfer_syntax(file, "1.2.840.10008.1.2.5", &err), MV_OK);
+    write_and_load(file, "frags.dcm", NULL, &out, path);
+    mv_file_free(file);
+    again = read_path(path);
+    assert_string_equal(mv_file_transfer_syntax(again)->uid, "1.2.840.10008.1.2.5");
+    px = must_find(mv_file_dataset(again), MV_TAG_PIXEL_DATA);
+    assert_true(mv_element_is_encapsulated(px));
+    assert_int_equal(mv_element_fragment_count(px), 2);
+    got = mv_element_fragment(px, 0, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(got, bot, 4);
+    got = mv_element_fragment(px, 1, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(got, "\xAA\xBB\xCC\x00", 4);
+    /* Back to native: bytes first, then the syntax. */
+    assert_int_equal(mv_dataset_set_bytes(mv_file_dataset(again), MV_TAG_PIXEL_DATA, MV_VR_OW, "\0\0", 2, &err),
+                     MV_OK);
+    assert_int_equal(mv_file_set_transfer_syntax(again, MV_UID_EXPLICIT_LE, &err), MV_OK);
+    write_and_load(again, "native.dcm", NULL, &out, path);
+    mv_file_free(again);
+    again = read_path(path);
+    assert_string_equal(mv_file_transfer_syntax(again)->uid, MV_UID_EXPLICIT_LE);
+    assert_false(mv_element_is_encapsulated(must_find(mv_file_dataset(again), MV_TAG_PIXEL_DATA)));
+    mv_file_free(again);
+    buf_free(&in);
+    buf_free(&out);
+}
+
 static void test_insert_item_into_read_sequence(void **state)
 {
     Buf in = {0}, out = {0};
@@ -975,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_set_uint_is_range),
         cmocka_unit_test(test_items),
         cmocka_unit_test(test_insert_item_into_read_sequence),
+        cmocka_unit_test(test_set_fragments_and_syntax),
     };
 
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

@@ -61,10 +61,15 @@ void mv_deid_config_set_key(MvDeidConfig *cfg, const uint8_t key[MV_KEY_BYTES]);
  * another run's). */
 int mv_deid_config_random_key(const MvDeidConfig *cfg);
 const char *mv_deid_config_fingerprint(const MvDeidConfig *cfg);
-/* Adds options (MvDeidOption bits). MV_ERR_UNSUPPORTED for options this build cannot
- * honour (the pixel options, until the pixel capability lands). */
+/* Adds options (MvDeidOption bits). clean-pixel-data and clean-recognizable-visual-features
+ * run the pixel cleaner of medveil/pixel_clean.h before the header is changed. */
 MvStatus mv_deid_config_add_options(MvDeidConfig *cfg, unsigned options, MvError *err);
 unsigned mv_deid_config_options(const MvDeidConfig *cfg);
+/* Settings of the pixel options (rules, mask-all-text, review callback: medveil/
+ * pixel_clean.h). NULL, the default, means the starter rules and nothing else. The
+ * configuration keeps the pointer: pixel must outlive cfg and stay unchanged. */
+struct MvPixelCleanConfig;
+void mv_deid_config_set_pixel(MvDeidConfig *cfg, const struct MvPixelCleanConfig *pixel);
 /* Date shift range in days for retain-long-modified-dates: each patient's offset is drawn
  * (keyed, deterministic) from [-max_days, -min_days]. Defaults: 1 and 3650. */
 MvStatus mv_deid_config_set_date_range(MvDeidConfig *cfg, int min_days, int max_days, MvError *err);

@@ -147,6 +147,11 @@ MvDataset *mv_file_dataset(const MvFile *file); /* never NULL */
 const char *mv_file_name(const MvFile *file);   /* as given to open, or "<memory>" */
 /* The encoding the dataset was read in (or will be written in by default). */
 const MvTransferSyntax *mv_file_transfer_syntax(const MvFile *file);
+/* Changes the transfer syntax the dataset is written in by default, after its pixel data
+ * was re-encoded: an encapsulated syntax needs encapsulated Pixel Data (or none), a native
+ * one needs native Pixel Data, else MV_ERR_ARG and nothing changes. MV_ERR_ARG for an
+ * unknown UID. mv_file_transfer_syntax reports the new syntax afterwards. */
+MvStatus mv_file_set_transfer_syntax(MvFile *file, const char *uid, MvError *err);
 int mv_file_had_preamble(const MvFile *file);
 /* Zeroes the 128-byte preamble that will be written (it can carry data of other formats). */
 void mv_file_zero_preamble(MvFile *file);
@@ -215,6 +220,14 @@ MvStatus mv_dataset_set_bytes(MvDataset *ds, uint32_t tag, MvVr vr, const void *
 MvStatus mv_dataset_set_string(MvDataset *ds, uint32_t tag, MvVr vr, const char *value, MvError *err);
 /* Sets one binary integer value (US UL SS SL UV SV) or a decimal text (IS). */
 MvStatus mv_dataset_set_uint(MvDataset *ds, uint32_t tag, MvVr vr, uint64_t value, MvError *err);
+/* Sets tag (normally Pixel Data) to encapsulated data (PS3.5 A.4), replacing any element of
+ * that tag: n_frags fragments, data[0]/lens[0] the Basic Offset Table (lens[0] may be 0),
+ * then one or more fragments. The bytes are copied into one block the element owns; an
+ * odd fragment is padded with a zero byte. vr is OB (MV_VR_NONE gives OB). The file must
+ * then be written in an encapsulated transfer syntax (mv_file_set_transfer_syntax).
+ * MV_ERR_LIMIT if a fragment is 4 GiB or more. On failure ds is unchanged. */
+MvStatus mv_dataset_set_fragments(MvDataset *ds, uint32_t tag, MvVr vr, const uint8_t *const *data,
+                                  const size_t *lens, size_t n_frags, MvError *err);
 /* Removes the element; MV_ERR_NOTFOUND when absent. */
 MvStatus mv_dataset_remove(MvDataset *ds, uint32_t tag);
 /* Makes tag an empty sequence (replacing any element of that tag) and returns it. */

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "deid/deid_int.h"
+#include "medveil/pixel_clean.h"
 
 #define LABEL_UID "medveil/uid/v1"
 #define LABEL_ID "medveil/id/v1"
@@ -36,6 +37,7 @@ struct MvDeidConfig {
     UserSafe *safe;
     size_t n_safe;
     char method[512];
+    const struct MvPixelCleanConfig *pixel;
 };
 
 /* ---- options ------------------------------------------------------------------- */
@@ -154,13 +156,6 @@ const char *mv_deid_config_fingerprint(const MvDeidConfig *cfg)
 
 MvStatus mv_deid_config_add_options(MvDeidConfig *cfg, unsigned options, MvError *err)
 {
-    unsigned pixel = MV_OPT_CLEAN_PIXEL_DATA | MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES;
-
-    if (options & pixel)
-        return mv_error_set(err, MV_ERR_UNSUPPORTED, MV_NO_TAG, MV_NO_OFFSET,
-                            "%s needs the pixel privacy capability, which this build does not have yet",
-                            mv_deid_option_name(options & MV_OPT_CLEAN_PIXEL_DATA ? MV_OPT_CLEAN_PIXEL_DATA
-                                                                                   : MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES));
     if ((options | cfg->options) & MV_OPT_RETAIN_LONG_FULL_DATES &&
         (options | cfg->options) & MV_OPT_RETAIN_LONG_MODIFIED_DATES)
         return mv_error_set(err, MV_ERR_ARG, MV_NO_TAG, MV_NO_OFFSET,
@@ -173,6 +168,11 @@ MvStatus mv_deid_config_add_options(MvDeidConfig *cfg, unsigned options, MvError
 unsigned mv_deid_config_options(const MvDeidConfig *cfg)
 {
     return cfg->options;
+}
+
+void mv_deid_config_set_pixel(MvDeidConfig *cfg, const struct MvPixelCleanConfig *pixel)
+{
+    cfg->pixel = pixel;
 }
 
 MvStatus mv_deid_config_set_date_range(MvDeidConfig *cfg, int min_days, int max_days, MvError *err)
@@ -1218,7 +1218,7 @@ MvStatus mv_deid_file(const MvDeidConfig *cfg, MvFile *file, MvDeidResult *res, 
         burned[0] != '\0' && !(cfg->options & MV_OPT_CLEAN_PIXEL_DATA)) {
         res->outcome = MV_DEID_QUARANTINE;
         snprintf(res->reason, sizeof res->reason,
-                 "Burned In Annotation (0028,0301) is not NO and clean-pixel-data is not available");
+                 "Burned In Annotation (0028,0301) is not NO and clean-pixel-data is not set");
         free(burned);
         return MV_OK;
     }
@@ -1227,6 +1227,18 @@ MvStatus mv_deid_file(const MvDeidConfig *cfg, MvFile *file, MvDeidResult *res, 
         res->outcome = MV_DEID_QUARANTINE;
         snprintf(res->reason, sizeof res->reason, "already holds an Encrypted Attributes Sequence (0400,0500)");
         return MV_OK;
+    }
+    if (cfg->options & (MV_OPT_CLEAN_PIXEL_DATA | MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES)) {
+        /* Burned-in text is found with the identifiers of the header: before it changes. */
+        MvPixelReport pixel;
+        st = mv_pixel_clean_for_deid(cfg->pixel, cfg->options, file, &pixel, err);
+        if (st == MV_OK && pixel.quarantine) {
+            res->outcome = MV_DEID_QUARANTINE;
+            snprintf(res->reason, sizeof res->reason, "%s", pixel.reason);
+        }
+        mv_pixel_report_clear(&pixel);
+        if (st != MV_OK || res->outcome == MV_DEID_QUARANTINE)
+            return st;
     }
 
     /* The patient's identity: Patient ID, else the name, else the study. */

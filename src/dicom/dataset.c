@@ -587,6 +587,69 @@ MvStatus mv_dataset_set_bytes(MvDataset *ds, uint32_t tag, MvVr vr, const void *
     return MV_OK;
 }
 
+MvStatus mv_dataset_set_fragments(MvDataset *ds, uint32_t tag, MvVr vr, const uint8_t *const *data,
+                                  const size_t *lens, size_t n_frags, MvError *err)
+{
+    MvElement *el;
+    MvFragment *frags;
+    uint8_t *bytes;
+    size_t total = 0;
+
+    if (MV_TAG_GROUP(tag) == 0xFFFE)
+        return mv_error_set(err, MV_ERR_ARG, tag, MV_NO_OFFSET, "(FFFE,%04X) is a delimiter, not an element",
+                            MV_TAG_ELEMENT(tag));
+    if (vr == MV_VR_NONE)
+        vr = MV_VR_OB;
+    if (vr != MV_VR_OB && vr != MV_VR_OW)
+        return mv_error_set(err, MV_ERR_ARG, tag, MV_NO_OFFSET, "(%04X,%04X): encapsulated data is OB",
+                            MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag));
+    if (n_frags == 0 || n_frags > SIZE_MAX / sizeof *frags / 2)
+        return mv_error_set(err, MV_ERR_ARG, tag, MV_NO_OFFSET,
+                            "(%04X,%04X): encapsulated data needs at least the Basic Offset Table item",
+                            MV_TAG_GROUP(tag), MV_TAG_ELEMENT(tag));
+    for (size_t i = 0; i < n_frags; i++) {
+        size_t padded = lens[i] + (lens[i] & 1u);
+        if (lens[i] >= 0xFFFFFFFEu || padded > SIZE_MAX - total - n_frags * sizeof *frags)
+            return mv_error_set(err, MV_ERR_LIMIT, tag, MV_NO_OFFSET,
+                                "(%04X,%04X): fragment %zu of %zu bytes is too long", MV_TAG_GROUP(tag),
+                                MV_TAG_ELEMENT(tag), i, lens[i]);
+        total += padded;
+    }
+    /* One block: the fragment table, then the bytes it points at (freed with el->frags). */
+    frags = malloc(n_frags * sizeof *frags + total);
+    if (frags == NULL)
+        return mv_error_set(err, MV_ERR_NOMEM, tag, MV_NO_OFFSET, "out of memory");
+    bytes = (uint8_t *)(frags + n_frags);
+    for (size_t i = 0; i < n_frags; i++) {
+        size_t padded = lens[i] + (lens[i] & 1u);
+        if (lens[i] > 0)
+            memcpy(bytes, data[i], lens[i]);
+        if (padded != lens[i])
+            bytes[lens[i]] = 0;
+        frags[i].data = bytes;
+        frags[i].len = (uint32_t)padded;
+        bytes += padded;
+    }
+    if (slot_for(ds, tag, &el) != MV_OK) {
+        free(frags);
+        return mv_error_set(err, MV_ERR_NOMEM, tag, MV_NO_OFFSET, "out of memory");
+    }
+    {
+        uint64_t offset = el->offset;
+        mv__element_clear(el);
+        el->offset = offset;
+        el->owner = ds;
+    }
+    el->tag = tag;
+    el->vr = vr;
+    el->frags = frags;
+    el->n_frags = n_frags;
+    el->length = MV_UNDEFINED_LENGTH;
+    el->flags = MV_EL_DIRTY | MV_EL_ENCAPS | MV_EL_UNDEF_LEN;
+    mv__dataset_mark_dirty(ds);
+    return MV_OK;
+}
+
 MvStatus mv_dataset_set_string(MvDataset *ds, uint32_t tag, MvVr vr, const char *value, MvError *err)
 {
     size_t len = strlen(value);

@@ -910,6 +910,24 @@ const MvTransferSyntax *mv_file_transfer_syntax(const MvFile *file)
     return file->ts;
 }
 
+MvStatus mv_file_set_transfer_syntax(MvFile *file, const char *uid, MvError *err)
+{
+    const MvTransferSyntax *ts = mv_ts_lookup(uid);
+    const MvElement *px = mv_dataset_find(&file->ds, MV_TAG_PIXEL_DATA);
+
+    if (ts == NULL)
+        return mv_error_set(err, MV_ERR_ARG, MV_TAG_TRANSFER_SYNTAX, MV_NO_OFFSET, "unknown transfer syntax %s",
+                            uid);
+    if (px != NULL && (px->flags & MV_EL_ENCAPS) && !ts->encapsulated)
+        return mv_error_set(err, MV_ERR_ARG, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
+                            "%s needs native pixel data; (7FE0,0010) is encapsulated", ts->name);
+    if (px != NULL && !(px->flags & MV_EL_ENCAPS) && ts->encapsulated)
+        return mv_error_set(err, MV_ERR_ARG, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
+                            "%s needs encapsulated pixel data; (7FE0,0010) is native", ts->name);
+    file->ts = ts;
+    return MV_OK;
+}
+
 int mv_file_had_preamble(const MvFile *file)
 {
     return file->had_preamble;

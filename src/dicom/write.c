@@ -548,7 +548,8 @@ static MvStatus write_stream(MvFile *file, int fd, const MvWriteOptions *opts, M
         int src_encaps = file->ts != NULL && file->ts->encapsulated && px != NULL && (px->flags & MV_EL_ENCAPS);
         if (src_encaps || ts->encapsulated)
             return mv_error_set(err, MV_ERR_UNSUPPORTED, MV_TAG_PIXEL_DATA, MV_NO_OFFSET,
-                                "converting %s to %s needs the pixel codec; only uncompressed syntaxes convert",
+                                "converting %s to %s needs the pixel codec (mv_image_encode; medveil convert "
+                                "--decompress)",
                                 file->ts ? file->ts->name : "?", ts->name);
     }
     if ((st = prepare_meta(file, ts, err)) != MV_OK)

@@ -61,6 +61,10 @@ int cli_mkdirs(const char *dir);
  * parent made, since files of one folder usually come together. */
 int cli_make_parents(const char *path);
 
+/* Before OCR: re-executes the program once with OMP_THREAD_LIMIT=1 (cli_pixel.c) unless it
+ * is already set; returns only if nothing was done or the exec failed. */
+void cli_pixel_env(void);
+
 /* The home folder (DESIGN.md): opt when not NULL, else $MEDVEIL_HOME, else ./.medveil. */
 const char *cli_home(const char *opt);
 

@@ -1,6 +1,7 @@
 /* `medveil convert`: reads one DICOM file and writes it again, in its own transfer syntax
- * or another uncompressed one, optionally with elements set or removed by tag path. The
- * output appears only when complete; unchanged elements keep their exact bytes. */
+ * or another one (compressed pixel data is decoded and re-encoded through pixel.h when
+ * asked), optionally with elements set or removed by tag path. The output appears only
+ * when complete; unchanged elements keep their exact bytes. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 
 #include "cli.h"
 #include "medveil/dicom.h"
+#include "medveil/pixel.h"
 
 #define MAX_EDITS 256
 
@@ -35,8 +37,17 @@ void help_convert(FILE *out)
             "  -b, --big-endian        Explicit VR Big Endian (retired, for old systems)\n"
             "  -z, --deflate[=LEVEL]   Deflated Explicit VR Little Endian (LEVEL 1-9)\n"
             "  -t, --transfer-syntax UID\n"
-            "                          any of the above by UID; an encapsulated (compressed)\n"
-            "                          input can only be written in its own syntax\n"
+            "                          any of the above by UID, or a lossless compressed\n"
+            "                          syntax the pixels are re-encoded in: RLE Lossless\n"
+            "                          1.2.840.10008.1.2.5, JPEG Lossless SV1 1.2.840.10008.1.2.4.70,\n"
+            "                          JPEG-LS Lossless 1.2.840.10008.1.2.4.80, JPEG 2000\n"
+            "                          Lossless 1.2.840.10008.1.2.4.90; an uncompressed\n"
+            "                          target decodes a compressed input (as --decompress)\n"
+            "  -d, --decompress        decode compressed pixel data (RLE, JPEG, JPEG-LS,\n"
+            "                          JPEG 2000) and write it native, in Explicit VR Little\n"
+            "                          Endian unless -i/-b/-z says otherwise; colour stored as\n"
+            "                          YBR_FULL_422 or lossy JPEG YBR becomes RGB; lossy inputs\n"
+            "                          keep Lossy Image Compression \"01\" (see docs/pixel.md)\n"
             "\n"
             "Edits, applied in order:\n"
             "  -s, --set PATH=VALUE    set a text element; PATH is a tag, a keyword or a path\n"
@@ -56,8 +67,10 @@ void help_convert(FILE *out)
             "Examples:\n"
             "  %s convert -e in.dcm out.dcm\n"
             "  %s convert --set PatientName=Anonymous^Test --remove 0010,1040 in.dcm out.dcm\n"
-            "  %s convert -e -o converted/ study1/ study2/\n",
-            cli_program, cli_program, cli_program, cli_program, cli_program);
+            "  %s convert -e -o converted/ study1/ study2/\n"
+            "  %s convert --decompress jpeg.dcm native.dcm\n"
+            "  %s convert -t 1.2.840.10008.1.2.5 native.dcm rle.dcm\n",
+            cli_program, cli_program, cli_program, cli_program, cli_program, cli_program, cli_program);
 }
 
 typedef struct ConvertCtx {
@@ -65,6 +78,7 @@ typedef struct ConvertCtx {
     const char **edits;
     const char *kinds;
     int n_edits;
+    int decompress;        /* --decompress */
     const char *out_dir;
     const char *root;      /* the INPUT argument being walked */
     size_t root_len;       /* length of root's parent prefix, kept out of output paths */
@@ -99,6 +113,35 @@ static int apply_edits(ConvertCtx *ctx, MvFile *file, const char *name)
 }
 
 
+/* Decodes the pixel data and encodes it again in the syntax asked for, when the pixels
+ * must change encoding: --decompress of encapsulated data, or a compressed target. */
+static int transcode_pixels(ConvertCtx *ctx, MvFile *file, const char *name)
+{
+    const MvTransferSyntax *from = mv_file_transfer_syntax(file);
+    const MvTransferSyntax *to = ctx->wopts.transfer_syntax ? mv_ts_lookup(ctx->wopts.transfer_syntax) : NULL;
+    MvPixelEncodeOptions popts;
+    MvImage *image = NULL;
+    MvError err;
+    /* An uncompressed target (-e/-i/-b/-z or --decompress) of a compressed input needs the
+     * pixels decoded; a compressed target needs them encoded. */
+    int needed = (to != NULL && to->encapsulated && to != from) ||
+                 ((ctx->decompress || (to != NULL && !to->encapsulated)) && from != NULL && from->encapsulated);
+
+    if (!needed || mv_dataset_find(mv_file_dataset(file), MV_TAG_PIXEL_DATA) == NULL)
+        return MV_EXIT_OK;
+    mv_pixel_encode_options_init(&popts);
+    popts.transfer_syntax = to != NULL ? to->uid : MV_UID_EXPLICIT_LE;
+    if (mv_image_decode(file, NULL, &image, &err) != MV_OK ||
+        mv_image_encode(file, image, &popts, &err) != MV_OK) {
+        mv_image_free(image);
+        cli_error("convert", "%s", err.message);
+        return MV_EXIT_PARTIAL;
+    }
+    mv_image_free(image);
+    (void)name;
+    return MV_EXIT_OK;
+}
+
 static int convert_one(ConvertCtx *ctx, const char *in, const char *out)
 {
     MvFile *file = NULL;
@@ -109,7 +152,9 @@ static int convert_one(ConvertCtx *ctx, const char *in, const char *out)
         cli_error("convert", "%s", err.message);
         return MV_EXIT_PARTIAL;
     }
-    rc = apply_edits(ctx, file, in);
+    rc = transcode_pixels(ctx, file, in);
+    if (rc == MV_EXIT_OK)
+        rc = apply_edits(ctx, file, in);
     if (rc == MV_EXIT_OK) {
         MvStatus st = strcmp(out, "-") == 0 ? mv_file_write_fd(file, 1, &ctx->wopts, &err)
                                             : mv_file_write(file, out, &ctx->wopts, &err);
@@ -158,6 +203,7 @@ int cmd_convert(int argc, char **argv)
         {"big-endian", no_argument, NULL, 'b'},
         {"deflate", optional_argument, NULL, 'z'},
         {"transfer-syntax", required_argument, NULL, 't'},
+        {"decompress", no_argument, NULL, 'd'},
         {"set", required_argument, NULL, 's'},
         {"remove", required_argument, NULL, 'r'},
         {"output-dir", required_argument, NULL, 'o'},
@@ -177,7 +223,7 @@ int cmd_convert(int argc, char **argv)
     mv_write_options_init(&ctx.wopts);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":iebz::t:s:r:o:qnh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":iebz::t:ds:r:o:qnh", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': ctx.wopts.transfer_syntax = MV_UID_IMPLICIT_LE; break;
         case 'e': ctx.wopts.transfer_syntax = MV_UID_EXPLICIT_LE; break;
@@ -195,6 +241,7 @@ int cmd_convert(int argc, char **argv)
                 return cli_usage_error("convert", "'%s' is not a transfer syntax UID medveil knows", optarg);
             ctx.wopts.transfer_syntax = optarg;
             break;
+        case 'd': ctx.decompress = 1; break;
         case 's': case 'r':
             if (n_edits == MAX_EDITS)
                 return cli_usage_error("convert", "more than %d edits", MAX_EDITS);
@@ -212,6 +259,8 @@ int cmd_convert(int argc, char **argv)
         default: return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (ctx.decompress && ctx.wopts.transfer_syntax != NULL && mv_ts_lookup(ctx.wopts.transfer_syntax)->encapsulated)
+        return cli_usage_error("convert", "--decompress writes native pixel data; it cannot go with a compressed -t");
     ctx.edits = edits;
     ctx.kinds = kinds;
     ctx.n_edits = n_edits;

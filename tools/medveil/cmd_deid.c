@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "medveil/deid.h"
 #include "medveil/dicom.h"
+#include "medveil/pixel_clean.h"
 #include "medveil/reversible.h"
 
 enum { LAYOUT_MIRROR, LAYOUT_HIERARCHY };
@@ -34,6 +35,8 @@ typedef struct Job {
     char *output;
     char *reason;
     char study[65]; /* the output's (pseudonymous) Study Instance UID, for the audit log */
+    char *pixel_decision; /* clean-pixel-data: why the pixels were or were not read */
+    int pixel_read, pixel_masked;
 } Job;
 
 typedef struct Run {
@@ -51,7 +54,28 @@ typedef struct Run {
     atomic_size_t n_quarantined;
     pthread_mutex_t lock;
     time_t started;
+    MvPixelReview *review;
 } Run;
+
+/* The job a worker thread is on, for the pixel report callback. */
+static _Thread_local Job *current_job;
+
+/* Keeps the pixel decision of the current job for the JSON report; feeds --review. */
+static void on_pixel_report(void *ctx, const char *name, const MvPixelReport *report)
+{
+    Run *run = ctx;
+
+    if (current_job != NULL) {
+        free(current_job->pixel_decision);
+        current_job->pixel_decision = strdup(report->decision);
+        current_job->pixel_read = report->scanned;
+        current_job->pixel_masked = 0;
+        for (size_t i = 0; i < report->n_boxes; i++)
+            current_job->pixel_masked += report->boxes[i].masked;
+    }
+    if (run->review != NULL)
+        mv_pixel_review_add(run->review, name, report);
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -83,9 +107,19 @@ void help_deid(FILE *out)
             "                           retain-institution-identity,\n"
             "                           retain-patient-characteristics, retain-long-full-dates,\n"
             "                           retain-long-modified-dates, clean-descriptors,\n"
-            "                           clean-structured-content, clean-graphics\n"
-            "                           (clean-pixel-data and clean-recognizable-visual-features\n"
-            "                           need the pixel capability, not yet in this build)\n"
+            "                           clean-structured-content, clean-graphics,\n"
+            "                           clean-pixel-data (find burned-in text with rules and\n"
+            "                           OCR, mask it, verify: docs/pixel-clean.md),\n"
+            "                           clean-recognizable-visual-features (quarantine head\n"
+            "                           CT/MR and photographs)\n"
+            "      --pixel-rules FILE   more pixel region rules (docs/pixel-clean.md), after the\n"
+            "                           starter set; repeatable; needs clean-pixel-data\n"
+            "      --no-starter-rules   leave the built-in starter pixel rules out\n"
+            "      --mask-all-text      mask every word OCR reads, not only identifiers\n"
+            "      --scan-all-pixels    read every image, whatever its header says\n"
+            "      --review FILE.html   a reviewer-only page (mode 0600, holds identifiers) with\n"
+            "                           before/after thumbnails of every image whose pixels\n"
+            "                           changed or that was quarantined by a pixel reason\n"
             "  -r, --recipe FILE        rules that override the profile (docs/recipes.md);\n"
             "                           repeatable, later files win\n"
             "      --safe-private FILE  more safe private attributes, lines CREATOR,GGGG,EE\n"
@@ -129,9 +163,11 @@ void help_deid(FILE *out)
             "  %s deid --key project.key --layout hierarchy --report run.json in/ -o out/\n"
             "  %s deid --key project.key --option retain-long-modified-dates \\\n"
             "          --option clean-descriptors --recipe research.recipe in/ -o out/\n"
+            "  %s deid --key project.key --option clean-pixel-data --review review.html \\\n"
+            "          us/ -o out/\n"
             "  %s deid --key project.key --encrypt-originals-to trustee.crt in/ -o out/\n"
             "          (reversible: see 'medveil help reidentify' and docs/reversible.md)\n",
-            cli_program, cli_program, cli_program, cli_program, cli_program);
+            cli_program, cli_program, cli_program, cli_program, cli_program, cli_program);
 }
 
 static int add_job(const char *path, void *arg)
@@ -398,10 +434,13 @@ static void *worker(void *arg)
             atomic_fetch_add(&run->n_finished, 1);
             continue;
         }
+        current_job = &run->jobs[i];
         process(run, &run->jobs[i]);
+        current_job = NULL;
         atomic_fetch_add(&run->bytes_done, run->jobs[i].size);
         atomic_fetch_add(&run->n_finished, 1);
     }
+    mv_pixel_ocr_release();
     return NULL;
 }
 
@@ -473,6 +512,13 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
         json_object_set_new(f, "status", json_string(status_names[job->status]));
         if (job->reason != NULL)
             json_object_set_new(f, "reason", json_string(job->reason));
+        if (job->pixel_decision != NULL) {
+            json_t *px = json_object();
+            json_object_set_new(px, "read", json_boolean(job->pixel_read));
+            json_object_set_new(px, "decision", json_string(job->pixel_decision));
+            json_object_set_new(px, "masked_boxes", json_integer(job->pixel_masked));
+            json_object_set_new(f, "pixel", px);
+        }
         json_array_append_new(files, f);
     }
     json_object_set_new(root, "files", files);
@@ -565,7 +611,8 @@ out:
 int cmd_deid(int argc, char **argv)
 {
     enum { OPT_OPTION = 256, OPT_SAFE_PRIVATE, OPT_DATE_RANGE, OPT_REPORT, OPT_LAYOUT, OPT_FORCE, OPT_SYNC, OPT_QUIET,
-           OPT_NO_SYNC, OPT_ENCRYPT_TO, OPT_PKCS1V15, OPT_AUTH_ENVELOPED, OPT_HOME, OPT_AS, OPT_PURPOSE };
+           OPT_NO_SYNC, OPT_HOME, OPT_AS, OPT_PURPOSE, OPT_PIXEL_RULES, OPT_NO_STARTER, OPT_MASK_ALL, OPT_SCAN_ALL,
+           OPT_REVIEW, OPT_ENCRYPT_TO, OPT_PKCS1V15, OPT_AUTH_ENVELOPED };
     static const struct option longopts[] = {
         {"output-dir", required_argument, NULL, 'o'},
         {"key", required_argument, NULL, 'k'},
@@ -587,6 +634,11 @@ int cmd_deid(int argc, char **argv)
         {"home", required_argument, NULL, OPT_HOME},
         {"as", required_argument, NULL, OPT_AS},
         {"purpose", required_argument, NULL, OPT_PURPOSE},
+        {"pixel-rules", required_argument, NULL, OPT_PIXEL_RULES},
+        {"no-starter-rules", no_argument, NULL, OPT_NO_STARTER},
+        {"mask-all-text", no_argument, NULL, OPT_MASK_ALL},
+        {"scan-all-pixels", no_argument, NULL, OPT_SCAN_ALL},
+        {"review", required_argument, NULL, OPT_REVIEW},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -602,7 +654,15 @@ int cmd_deid(int argc, char **argv)
     pthread_t *threads = NULL;
     uint64_t total_bytes = 0;
     struct sigaction sa, old_int, old_term;
+    /* Pixel options (docs/pixel-clean.md). */
+    MvPixelCleanConfig pixel;
+    MvPixelRules *pixel_rules = NULL;
+    MvPixelReview *review = NULL;
+    const char *review_path = NULL, *rule_files[64];
+    size_t n_rule_files = 0;
+    int no_starter = 0, pixel_only_opts = 0;
 
+    mv_pixel_clean_config_init(&pixel);
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.lock, NULL);
     if (mv_deid_config_new(&run.cfg, &err) != MV_OK) {
@@ -690,6 +750,18 @@ int cmd_deid(int argc, char **argv)
         case OPT_HOME: home_opt = optarg; break;
         case OPT_AS: actor = optarg; break;
         case OPT_PURPOSE: purpose = optarg; break;
+        case OPT_PIXEL_RULES:
+            if (n_rule_files == sizeof rule_files / sizeof rule_files[0]) {
+                rc = cli_usage_error("deid", "at most 64 --pixel-rules files");
+                goto out;
+            }
+            rule_files[n_rule_files++] = optarg;
+            pixel_only_opts = 1;
+            break;
+        case OPT_NO_STARTER: no_starter = 1; pixel_only_opts = 1; break;
+        case OPT_MASK_ALL: pixel.flags |= MV_PIXEL_MASK_ALL_TEXT; pixel_only_opts = 1; break;
+        case OPT_SCAN_ALL: pixel.flags |= MV_PIXEL_SCAN_ALL; pixel_only_opts = 1; break;
+        case OPT_REVIEW: review_path = optarg; break;
         case 'h': help_deid(stdout); goto out;
         case ':': rc = cli_usage_error("deid", "option '%s' needs a value", argv[optind - 1]); goto out;
         default: rc = cli_usage_error("deid", "unknown option '%s'", argv[optind - 1]); goto out;
@@ -702,6 +774,50 @@ int cmd_deid(int argc, char **argv)
     if (optind >= argc) {
         rc = cli_usage_error("deid", "no INPUT given");
         goto out;
+    }
+    if (mv_deid_config_options(run.cfg) & MV_OPT_CLEAN_PIXEL_DATA)
+        cli_pixel_env(); /* nothing has been done yet: a re-execution is harmless */
+    if (pixel_only_opts && !(mv_deid_config_options(run.cfg) & MV_OPT_CLEAN_PIXEL_DATA)) {
+        rc = cli_usage_error("deid", "--pixel-rules, --no-starter-rules, --mask-all-text and --scan-all-pixels "
+                                     "need --option clean-pixel-data");
+        goto out;
+    }
+    if (review_path != NULL && !(mv_deid_config_options(run.cfg) &
+                                 (MV_OPT_CLEAN_PIXEL_DATA | MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES))) {
+        rc = cli_usage_error("deid", "--review needs --option clean-pixel-data or clean-recognizable-visual-features");
+        goto out;
+    }
+    if (mv_deid_config_options(run.cfg) & (MV_OPT_CLEAN_PIXEL_DATA | MV_OPT_CLEAN_RECOGNIZABLE_VISUAL_FEATURES)) {
+        /* The starter rules first, then the user's files in order: every matching rule applies. */
+        if (mv_pixel_rules_new(&pixel_rules) != MV_OK ||
+            (!no_starter && mv_pixel_rules_load_starter(pixel_rules, &err) != MV_OK)) {
+            cli_error("deid", "cannot load the starter pixel rules");
+            rc = MV_EXIT_PARTIAL;
+            goto out;
+        }
+        for (size_t i = 0; i < n_rule_files; i++)
+            if (mv_pixel_rules_load(pixel_rules, rule_files[i], &err) != MV_OK) {
+                cli_error("deid", "%s", err.message);
+                rc = MV_EXIT_USAGE;
+                goto out;
+            }
+        pixel.rules = pixel_rules;
+        /* Tests of the verification only (tests/t_pixel_clean.py): masks are not drawn, so
+         * every file with burned-in identifiers must end in quarantine. */
+        if (getenv("MEDVEIL_TEST_BROKEN_MASKS") != NULL)
+            pixel.flags |= MV_PIXEL_TEST_BROKEN_MASKS;
+        if (review_path != NULL) {
+            if (mv_pixel_review_new(&review) != MV_OK) {
+                cli_error("deid", "out of memory");
+                rc = MV_EXIT_PARTIAL;
+                goto out;
+            }
+            pixel.flags |= MV_PIXEL_THUMBNAILS;
+            run.review = review;
+        }
+        pixel.review = on_pixel_report;
+        pixel.review_ctx = &run;
+        mv_deid_config_set_pixel(run.cfg, &pixel);
     }
     if (key_path != NULL) {
         uint8_t key[MV_KEY_BYTES];
@@ -833,6 +949,10 @@ int cmd_deid(int argc, char **argv)
     if (stop_requested)
         fprintf(stderr, "%s deid: interrupted; %d files not processed: rerun the same command to finish\n",
                 cli_program, counts[ST_PENDING]);
+    if (review != NULL && mv_pixel_review_write(review, review_path, &err) != MV_OK) {
+        cli_error("deid", "%s", err.message);
+        rc = MV_EXIT_PARTIAL;
+    }
     if (report != NULL && write_report(&run, report, counts, stop_requested != 0) != 0) {
         cli_error("deid", "%s: cannot write the report", report);
         rc = MV_EXIT_PARTIAL;
@@ -853,12 +973,15 @@ out:
         free(run.jobs[i].path);
         free(run.jobs[i].output);
         free(run.jobs[i].reason);
+        free(run.jobs[i].pixel_decision);
     }
     free(run.jobs);
     free(run.quarantine_dir);
     free(certs);
     mv_recipients_free(run.recipients);
     mv_deid_config_free(run.cfg);
+    mv_pixel_rules_free(pixel_rules);
+    mv_pixel_review_free(review);
     pthread_mutex_destroy(&run.lock);
     return rc;
 }
