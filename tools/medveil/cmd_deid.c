@@ -21,6 +21,7 @@
 #include "medveil/deid.h"
 #include "medveil/dicom.h"
 #include "medveil/pixel_clean.h"
+#include "medveil/reversible.h"
 
 enum { LAYOUT_MIRROR, LAYOUT_HIERARCHY };
 enum { ST_PENDING, ST_DONE, ST_EXISTS, ST_QUARANTINED, ST_SKIPPED, ST_FAILED };
@@ -40,6 +41,7 @@ typedef struct Job {
 
 typedef struct Run {
     MvDeidConfig *cfg;
+    MvRecipients *recipients; /* --encrypt-originals-to: NULL when not reversible */
     const char *out_dir;
     char *quarantine_dir;
     int layout, force, sync_each, no_sync, progress;
@@ -129,6 +131,15 @@ void help_deid(FILE *out)
             "      --layout mirror|hierarchy\n"
             "                           mirror (default) keeps relative paths, which may hold\n"
             "                           names: prefer hierarchy, PATIENT/STUDY/SERIES/SOP.dcm\n"
+            "      --encrypt-originals-to CERT.pem\n"
+            "                           reversible de-identification (PS3.15 E.1.2): the\n"
+            "                           original of every changed attribute goes, encrypted\n"
+            "                           to the certificate(s), into the Encrypted Attributes\n"
+            "                           Sequence; repeatable; 'medveil reidentify' restores\n"
+            "      --rsa-pkcs1v15       RSA PKCS#1 v1.5 key transport instead of RSA-OAEP,\n"
+            "                           for old readers\n"
+            "      --cms-auth-enveloped AES-256-GCM AuthEnvelopedData instead of AES-256-CBC:\n"
+            "                           tampering is detected, fewer tools read it\n"
             "  -j, --jobs N             worker threads (default: the number of cores)\n"
             "      --force              rewrite outputs that already exist\n"
             "      --sync-each          fsync every output (default: one sync at the end)\n"
@@ -153,8 +164,10 @@ void help_deid(FILE *out)
             "  %s deid --key project.key --option retain-long-modified-dates \\\n"
             "          --option clean-descriptors --recipe research.recipe in/ -o out/\n"
             "  %s deid --key project.key --option clean-pixel-data --review review.html \\\n"
-            "          us/ -o out/\n",
-            cli_program, cli_program, cli_program, cli_program, cli_program);
+            "          us/ -o out/\n"
+            "  %s deid --key project.key --encrypt-originals-to trustee.crt in/ -o out/\n"
+            "          (reversible: see 'medveil help reidentify' and docs/reversible.md)\n",
+            cli_program, cli_program, cli_program, cli_program, cli_program, cli_program);
 }
 
 static int add_job(const char *path, void *arg)
@@ -319,6 +332,18 @@ static void process(Run *run, Job *job)
         mv_file_free(file);
         return;
     }
+    if (run->recipients != NULL) {
+        /* The originals, from a second parse of the untouched input (docs/reversible.md). */
+        MvFile *original = NULL;
+        if (mv_file_open(job->path, NULL, &original, &err) != MV_OK ||
+            mv_originals_encrypt(run->recipients, mv_file_dataset(original), file, NULL, &err) != MV_OK) {
+            quarantine(run, job, err.message);
+            mv_file_free(original);
+            mv_file_free(file);
+            return;
+        }
+        mv_file_free(original);
+    }
     if (run->layout == LAYOUT_HIERARCHY) {
         /* A file without SOP Instance UID (a DICOMDIR, a broken file) is named by a keyed
          * UID of its input path: unique, stable, and no trace of the path. */
@@ -469,6 +494,16 @@ static int write_report(Run *run, const char *path, const int counts[6], int int
     json_object_set_new(root, "random_key", json_boolean(mv_deid_config_random_key(run->cfg)));
     json_object_set_new(root, "interrupted", json_boolean(interrupted));
     json_object_set_new(root, "counts", c);
+    if (run->recipients != NULL) {
+        /* Reversible runs: who can re-identify (certificate fingerprints, never a key). */
+        json_t *certs = json_array();
+        for (size_t i = 0; i < mv_recipients_count(run->recipients); i++) {
+            char fp[72];
+            mv_recipients_fingerprint(run->recipients, i, fp);
+            json_array_append_new(certs, json_string(fp));
+        }
+        json_object_set_new(root, "encrypted_originals_to", certs);
+    }
     for (size_t i = 0; i < run->n_jobs; i++) {
         const Job *job = &run->jobs[i];
         json_t *f = json_object();
@@ -577,7 +612,7 @@ int cmd_deid(int argc, char **argv)
 {
     enum { OPT_OPTION = 256, OPT_SAFE_PRIVATE, OPT_DATE_RANGE, OPT_REPORT, OPT_LAYOUT, OPT_FORCE, OPT_SYNC, OPT_QUIET,
            OPT_NO_SYNC, OPT_HOME, OPT_AS, OPT_PURPOSE, OPT_PIXEL_RULES, OPT_NO_STARTER, OPT_MASK_ALL, OPT_SCAN_ALL,
-           OPT_REVIEW };
+           OPT_REVIEW, OPT_ENCRYPT_TO, OPT_PKCS1V15, OPT_AUTH_ENVELOPED };
     static const struct option longopts[] = {
         {"output-dir", required_argument, NULL, 'o'},
         {"key", required_argument, NULL, 'k'},
@@ -593,6 +628,9 @@ int cmd_deid(int argc, char **argv)
         {"sync-each", no_argument, NULL, OPT_SYNC},
         {"no-sync", no_argument, NULL, OPT_NO_SYNC},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"encrypt-originals-to", required_argument, NULL, OPT_ENCRYPT_TO},
+        {"rsa-pkcs1v15", no_argument, NULL, OPT_PKCS1V15},
+        {"cms-auth-enveloped", no_argument, NULL, OPT_AUTH_ENVELOPED},
         {"home", required_argument, NULL, OPT_HOME},
         {"as", required_argument, NULL, OPT_AS},
         {"purpose", required_argument, NULL, OPT_PURPOSE},
@@ -610,7 +648,9 @@ int cmd_deid(int argc, char **argv)
     const char *home_opt = NULL, *actor = NULL, *purpose = NULL;
     unsigned long long n;
     long n_threads = sysconf(_SC_NPROCESSORS_ONLN);
-    int c, rc = MV_EXIT_OK, quiet = 0, counts[6] = {0};
+    int c, rc = MV_EXIT_OK, quiet = 0, counts[6] = {0}, n_certs = 0;
+    unsigned rev_flags = 0;
+    char **certs = NULL;
     pthread_t *threads = NULL;
     uint64_t total_bytes = 0;
     struct sigaction sa, old_int, old_term;
@@ -694,6 +734,19 @@ int cmd_deid(int argc, char **argv)
         case OPT_SYNC: run.sync_each = 1; break;
         case OPT_NO_SYNC: run.no_sync = 1; break;
         case OPT_QUIET: quiet = 1; break;
+        case OPT_ENCRYPT_TO: {
+            char **grown = realloc(certs, (size_t)(n_certs + 1) * sizeof *grown);
+            if (grown == NULL) {
+                cli_error("deid", "out of memory");
+                rc = MV_EXIT_PARTIAL;
+                goto out;
+            }
+            certs = grown;
+            certs[n_certs++] = optarg;
+            break;
+        }
+        case OPT_PKCS1V15: rev_flags |= MV_REV_RSA_PKCS1V15; break;
+        case OPT_AUTH_ENVELOPED: rev_flags |= MV_REV_AUTH_ENVELOPED; break;
         case OPT_HOME: home_opt = optarg; break;
         case OPT_AS: actor = optarg; break;
         case OPT_PURPOSE: purpose = optarg; break;
@@ -779,6 +832,23 @@ int cmd_deid(int argc, char **argv)
     } else if (!quiet) {
         fprintf(stderr, "%s deid: warning: no --key: a random key is used, so pseudonyms and UIDs will not match "
                         "any other run\n", cli_program);
+    }
+    if (rev_flags != 0 && n_certs == 0) {
+        rc = cli_usage_error("deid", "--rsa-pkcs1v15 and --cms-auth-enveloped need --encrypt-originals-to CERT.pem");
+        goto out;
+    }
+    if (n_certs > 0) {
+        if (mv_recipients_new(rev_flags, &run.recipients, &err) != MV_OK) {
+            cli_error("deid", "%s", err.message);
+            rc = MV_EXIT_PARTIAL;
+            goto out;
+        }
+        for (int i = 0; i < n_certs; i++)
+            if (mv_recipients_add_file(run.recipients, certs[i], &err) != MV_OK) {
+                cli_error("deid", "%s", err.message);
+                rc = MV_EXIT_USAGE;
+                goto out;
+            }
     }
     if (cli_mkdirs(run.out_dir) != 0) {
         cli_error("deid", "%s: %s", run.out_dir, strerror(errno));
@@ -907,6 +977,8 @@ out:
     }
     free(run.jobs);
     free(run.quarantine_dir);
+    free(certs);
+    mv_recipients_free(run.recipients);
     mv_deid_config_free(run.cfg);
     mv_pixel_rules_free(pixel_rules);
     mv_pixel_review_free(review);
