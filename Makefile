@@ -92,6 +92,7 @@ bench:
 	bash bench/deid.sh $(BUILD)
 	bash bench/pixel.sh $(BUILD)
 	bash bench/pixel-ocr.sh $(BUILD)
+	bash bench/reversible.sh $(BUILD)
 	bash bench/vault.sh $(BUILD)
 	bash bench/audit.sh $(BUILD)
 

@@ -268,12 +268,30 @@ note "Before/after pictures: $OUT/us-before.png, $OUT/us-after.png; the reviewer
      "every changed image, its boxes and the OCR text: $OUT/review.html (mode 0600: it holds" \
      "identifiers)."
 
-heading "10. The encrypted vault"
+heading "10. Reversible de-identification"
+note "A trustee's certificate (made here with openssl) receives the original values, encrypted" \
+     "as CMS inside each output's Encrypted Attributes Sequence (PS3.15 E.1.2). Whoever holds" \
+     "the private key, and only they, can restore them; GDCM's gdcmanon reads the same format."
+echo
+step "openssl req -x509 -newkey rsa:2048 -nodes -keyout $work/trustee.key -out $OUT/trustee.crt -days 30 -subj /CN=demo-trustee 2>/dev/null"
+expect 0 "medveil deid --quiet --key $KEY --option clean-pixel-data --layout hierarchy --encrypt-originals-to $OUT/trustee.crt $IN -o $OUT/deid-reversible"
+rev_ct=
+for f in $(find "$OUT/deid-reversible" -name '*.dcm' | sort); do
+    if medveil dump "$f" | grep -q '^(0008,0060) CS \[CT\]'; then rev_ct=$f; break; fi
+done
+[ -n "$rev_ct" ] || fail "no CT output in $OUT/deid-reversible"
+step "medveil dump $rev_ct | grep -E '^ *\((0400,05[0-2]0|0010,0010)\)' | cut -c 1-100"
+step "medveil reidentify --quiet --private-key $work/trustee.key $OUT/deid-reversible -o $OUT/reidentified"
+reid_ct=$(grep -rl -a "ALICE" "$OUT/reidentified" | head -n 1)
+[ -n "$reid_ct" ] || fail "reidentify did not restore the CT's patient name"
+step "medveil dump $reid_ct | grep -E '^\((0010,0010|0010,0020|0020,000D)\)'"
+
+heading "11. The encrypted vault"
 note "The identified originals are not left in the clear: examples/demo-vault.sh keeps them in" \
      "an encrypted vault (its own temporary home folder)."
 bash "$here/demo-vault.sh" "$build" || fail "examples/demo-vault.sh"
 
-heading "11. The audit log"
+heading "12. The audit log"
 note "Every deid run above was recorded, before it reported success, in the audit log of the" \
      "home folder ($MEDVEIL_HOME): one event per study released (named by its new UID, never" \
      "by a name) and a summary. Each event is a leaf of a Merkle tree whose head is signed:"
