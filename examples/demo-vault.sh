@@ -6,7 +6,8 @@
 # Usage: bash examples/demo-vault.sh [BUILD_DIR]   BUILD_DIR holds medveil and mksynth (default: build)
 #
 # Uses the files of examples/synthetic/ when examples/demo.sh made them, else makes its own with
-# mksynth in the temporary folder. Everything else lives in a temporary folder removed at exit.
+# mksynth in the temporary folder. Everything else lives in a temporary folder removed at exit,
+# the home folder (keyring, vault, audit log) too unless $MEDVEIL_DEMO_HOME names another one.
 # Exit status: 0 every step behaved as expected; 1 a step failed; 2 usage or missing build.
 set -euo pipefail
 
@@ -45,7 +46,8 @@ fi
 # From here on everything happens in the temporary folder, so paths on screen are short.
 cd "$work"
 [ "$SAMPLES" = "$work/synthetic" ] && SAMPLES=synthetic
-HOME_DIR=home
+# examples/demo.sh passes its own home folder, so that its audit log shows the vault's events.
+HOME_DIR=${MEDVEIL_DEMO_HOME:-home}
 PASS=passphrase.txt
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi

@@ -288,15 +288,19 @@ step "medveil dump $reid_ct | grep -E '^\((0010,0010|0010,0020|0020,000D)\)'"
 
 heading "11. The encrypted vault"
 note "The identified originals are not left in the clear: examples/demo-vault.sh keeps them in" \
-     "an encrypted vault (its own temporary home folder)."
-bash "$here/demo-vault.sh" "$build" || fail "examples/demo-vault.sh"
+     "an encrypted vault in the demo's home folder ($MEDVEIL_HOME)."
+MEDVEIL_DEMO_HOME="$root/$MEDVEIL_HOME" bash "$here/demo-vault.sh" "$build" || fail "examples/demo-vault.sh"
 
 heading "12. The audit log"
-note "Every deid run above was recorded, before it reported success, in the audit log of the" \
-     "home folder ($MEDVEIL_HOME): one event per study released (named by its new UID, never" \
-     "by a name) and a summary. Each event is a leaf of a Merkle tree whose head is signed:"
+note "Every run above was recorded, before it reported success, in the audit log of the home" \
+     "folder ($MEDVEIL_HOME): each deid run as one event per study released (named by its new" \
+     "UID, never by a name) and a summary, reidentify, every vault command. Each event is a" \
+     "leaf of a Merkle tree whose head is signed:"
 echo
-step "medveil audit log | first 6"
+step "medveil audit log | first 4"
+note "The vault's commands, each recorded with the objects it touched (opaque ids, never names):"
+echo
+step "medveil audit log --action vault. | cut -c 1-110 | first 6"
 step "medveil audit verify"
 step "medveil audit checkpoint > $OUT/checkpoint.txt && cat $OUT/checkpoint.txt"
 note "Change one byte of an event in a copy of the log, and verification names the event:"
