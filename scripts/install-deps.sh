@@ -3,7 +3,8 @@
 #
 # Usage: scripts/install-deps.sh [GROUP...]      GROUP: build | test | bench | fuzz | all (default: all)
 #
-#   build  compiler, CMake and the libraries libmedveil links against
+#   build  compiler, CMake, the libraries libmedveil links against, and what `make demo` runs
+#          (the OCR language data, the openssl command that makes the demo's trustee certificate)
 #   test   build + the oracles the test suite compares against (dcmtk, pydicom, dciodvfy, gdcm)
 #   bench  build + hyperfine and the tools the benchmark compares against
 #   fuzz   build + clang and its libFuzzer/ASan/UBSan runtimes
@@ -22,7 +23,7 @@ readonly PROG=install-deps
 
 readonly PKGS_BUILD=(cmake make gcc clang pkg-config zlib1g-dev libssl-dev libjansson-dev libcmocka-dev
                      libargon2-dev libsqlite3-dev libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev
-                     libtesseract-dev libleptonica-dev tesseract-ocr-eng libpng-dev libp11-kit-dev)
+                     libtesseract-dev libleptonica-dev tesseract-ocr-eng libpng-dev libp11-kit-dev openssl)
 readonly PKGS_TEST=(dcmtk python3-pydicom python3-numpy python3-pil dicom3tools libgdcm-tools libclang-rt-14-dev
                     softhsm2 opensc sqlite3 rsyslog rsyslog-openssl jing libxml2-utils gnutls-bin
                     libopenjp2-tools openssl
@@ -32,7 +33,7 @@ readonly PKGS_BENCH=(hyperfine dcmtk python3-pydicom python3-numpy libgdcm-tools
 readonly PKGS_FUZZ=(clang libclang-rt-14-dev)
 
 usage() {
-    sed -n '4,10s/^# \{0,1\}//p' "$0" >&2
+    sed -n '4,11s/^# \{0,1\}//p' "$0" >&2
     exit "${1:-2}"
 }
 
