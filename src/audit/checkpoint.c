@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 
 #include "audit/audit_int.h"
+#include "core/core_int.h"
 
 #define EM_DASH_SP "\xE2\x80\x94 " /* U+2014 and a space open every signature line */
 #define ALG_ED25519 0x01
@@ -101,15 +102,6 @@ static int valid_name(const char *s, size_t len)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 MvStatus mv__note_key_parse(const char *text, MvNoteKey *key, MvError *err)
 {
     const char *plus1, *plus2, *end;
@@ -143,12 +135,8 @@ MvStatus mv__note_key_parse(const char *text, MvNoteKey *key, MvError *err)
         return mv_error_set(err, MV_ERR_PARSE, MV_NO_TAG, MV_NO_OFFSET,
                             "the verifier key is not an Ed25519 key (algorithm byte 0x01 and 32 bytes)");
     memcpy(key->pub, raw + 1, 32);
-    for (int i = 0; i < 4; i++) {
-        int hi = hexval(plus1[1 + 2 * i]), lo = hexval(plus1[2 + 2 * i]);
-        if (hi < 0 || lo < 0)
-            return mv_error_set(err, MV_ERR_PARSE, MV_NO_TAG, MV_NO_OFFSET, "the key id is not 8 lowercase hex digits");
-        key->key_id[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (mv__unhex(plus1 + 1, (size_t)(plus2 - plus1 - 1), key->key_id, 4) != 0)
+        return mv_error_set(err, MV_ERR_PARSE, MV_NO_TAG, MV_NO_OFFSET, "the key id is not 8 lowercase hex digits");
     {
         uint8_t id[4];
         mv__note_key_id(key->name, key->pub, id);

@@ -30,25 +30,6 @@ MvStatus mv__io_error(MvError *err, const char *dir, const char *file, const cha
     return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s/%s: %s: %s", dir, file, what, strerror(errno));
 }
 
-int mv__audit_write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int mv__pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
@@ -488,7 +469,7 @@ static MvStatus write_new_file(const char *dir, const char *name, const void *da
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", path, strerror(errno));
-    if (mv__audit_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (mv__write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         MvStatus st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
@@ -783,7 +764,7 @@ static MvStatus sign_locked(MvAuditLog *log, char **note_out, MvError *err)
     EVP_MD_CTX_free(ctx);
     mv__b64_encode(sig_blob, sizeof sig_blob, b64sig);
     note_len = snprintf(note, sizeof note, "%s\n\xE2\x80\x94 %s %s\n", body, log->origin, b64sig);
-    if (mv__audit_write_all(log->fd_ckpt, note, (size_t)note_len) != 0 || datasync(log, log->fd_ckpt) != 0)
+    if (mv__write_all(log->fd_ckpt, note, (size_t)note_len) != 0 || datasync(log, log->fd_ckpt) != 0)
         return mv__io_error(err, log->dir, "checkpoints.log", "append");
     log->last_ckpt_size = log->size;
     if (note_out != NULL) {
@@ -1058,7 +1039,7 @@ static MvStatus commit_batch(MvAuditLog *log, MvAuditWaiter *batch, MvError *err
      * chunk completed; offsets.bin is re-derived from events.jsonl by recover() if a crash
      * leaves it short or wrong, so it is not synced here (it would cost one more journal
      * commit per append: measured 3-5 times slower for single appends). */
-    if (used > 0 && mv__audit_write_all(log->fd_events, out.data, used) != 0) {
+    if (used > 0 && mv__write_all(log->fd_events, out.data, used) != 0) {
         st = mv__io_error(err, log->dir, "events.jsonl", "append");
         goto out;
     }

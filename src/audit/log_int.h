@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "audit/audit_int.h"
+#include "core/core_int.h"
 
 /* The canonical encoding of an event line (the on-disk contract in audit.h). */
 #define MV__AUDIT_JSON_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
@@ -49,7 +50,6 @@ struct MvAuditLog {
 };
 
 MvStatus mv__io_error(MvError *err, const char *dir, const char *file, const char *what);
-int mv__audit_write_all(int fd, const void *buf, size_t len);
 int mv__pread_all(int fd, void *buf, size_t len, uint64_t off);
 MvStatus mv__log_leaf_range(MvAuditLog *log, uint64_t lo, uint64_t n, uint8_t *out, MvError *err);
 MvStatus mv__log_subtree(void *ctx, uint64_t lo, uint64_t hi, uint8_t out[MV_AUDIT_HASH_BYTES], MvError *err);

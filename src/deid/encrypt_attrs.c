@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/core_int.h"
 #include "deid/reversible_int.h"
 
 #define TAG_CHARSET MV_TAG(0x0008, 0x0005)
@@ -236,7 +237,6 @@ size_t mv_recipients_count(const MvRecipients *r)
 
 void mv_recipients_fingerprint(const MvRecipients *r, size_t index, char out[72])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     X509 *cert = sk_X509_value(r->certs, (int)index);
@@ -245,11 +245,7 @@ void mv_recipients_fingerprint(const MvRecipients *r, size_t index, char out[72]
     if (cert == NULL || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
         return;
     memcpy(out, "sha256:", 7);
-    for (unsigned int i = 0; i < n; i++) {
-        out[7 + 2 * i] = hex[md[i] >> 4];
-        out[8 + 2 * i] = hex[md[i] & 15];
-    }
-    out[7 + 2 * n] = '\0';
+    mv__hex(md, n, out + 7);
 }
 
 /* Why cert cannot be a recipient, or NULL if it can. */

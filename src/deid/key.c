@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "core/core_int.h"
 #include "deid/deid_int.h"
 
 #define KEY_MAGIC "medveil-key-v1 "
@@ -35,7 +36,6 @@ static int hexdigit(int c)
 
 MvStatus mv_key_generate(const char *path, MvError *err)
 {
-    static const char hex[] = "0123456789abcdef";
     uint8_t key[MV_KEY_BYTES];
     char line[sizeof KEY_MAGIC + 2 * MV_KEY_BYTES + 1];
     size_t n = 0, len;
@@ -46,10 +46,8 @@ MvStatus mv_key_generate(const char *path, MvError *err)
         return mv_error_set(err, MV_ERR_CRYPTO, MV_NO_TAG, MV_NO_OFFSET, "the random generator failed");
     memcpy(line, KEY_MAGIC, sizeof KEY_MAGIC - 1);
     n = sizeof KEY_MAGIC - 1;
-    for (size_t i = 0; i < sizeof key; i++) {
-        line[n++] = hex[key[i] >> 4];
-        line[n++] = hex[key[i] & 15];
-    }
+    mv__hex(key, sizeof key, line + n);
+    n += 2 * sizeof key;
     line[n++] = '\n';
     len = n;
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -141,7 +139,6 @@ out:
 void mv_key_fingerprint(const uint8_t key[MV_KEY_BYTES], char out[24])
 {
     static const char label[] = "medveil/fingerprint/v1";
-    static const char hex[] = "0123456789abcdef";
     uint8_t msg[sizeof label - 1 + MV_KEY_BYTES], digest[32];
     unsigned int dlen = 0;
 
@@ -149,10 +146,6 @@ void mv_key_fingerprint(const uint8_t key[MV_KEY_BYTES], char out[24])
     memcpy(msg + sizeof label - 1, key, MV_KEY_BYTES);
     EVP_Digest(msg, sizeof msg, digest, &dlen, EVP_sha256(), NULL);
     memcpy(out, "sha256:", 7);
-    for (size_t i = 0; i < 8; i++) {
-        out[7 + 2 * i] = hex[digest[i] >> 4];
-        out[8 + 2 * i] = hex[digest[i] & 15];
-    }
-    out[23] = '\0';
+    mv__hex(digest, 8, out + 7);
     mv_wipe(msg, sizeof msg);
 }

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/core_int.h"
 #include "deid/deid_int.h"
 
 #define VERSION_WORD "medveil-recipe"
@@ -1365,7 +1366,6 @@ static MvStatus hex_digest(const EVP_MD_CTX *sha, char out[65])
     EVP_MD_CTX *copy = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    static const char hex[] = "0123456789abcdef";
     MvStatus status = MV_OK;
 
     if (copy == NULL)
@@ -1374,11 +1374,7 @@ static MvStatus hex_digest(const EVP_MD_CTX *sha, char out[65])
         status = MV_ERR_CRYPTO;
         goto out;
     }
-    for (unsigned int i = 0; i < md_len; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xF];
-    }
-    out[64] = '\0';
+    mv__hex(md, md_len, out);
 out:
     EVP_MD_CTX_free(copy);
     return status;

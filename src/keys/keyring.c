@@ -24,6 +24,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "core/core_int.h"
 #include "keys/keys_int.h"
 
 #define KEYRING_FILE "keyring"
@@ -524,9 +525,9 @@ static void remove_stale_temps(const char *dir)
 static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *err)
 {
     uint8_t *bytes = NULL;
-    size_t len = 0, done = 0;
+    size_t len = 0;
     char *tmp = join(kr->dir, ".keyring.XXXXXX");
-    int fd = -1, dfd = -1;
+    int fd = -1;
     MvStatus st;
 
     if (tmp == NULL)
@@ -540,15 +541,9 @@ static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *e
         goto out;
     }
     (void)fchmod(fd, 0600);
-    while (done < len) {
-        ssize_t w = write(fd, bytes + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", tmp, strerror(errno));
-            goto out;
-        }
-        done += (size_t)w;
+    if (mv__write_all(fd, bytes, len) != 0) {
+        st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", tmp, strerror(errno));
+        goto out;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         fd = -1;
@@ -563,8 +558,7 @@ static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *e
     free(tmp);
     tmp = NULL;
     remove_stale_temps(kr->dir);
-    dfd = open(kr->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
+    if (mv__sync_dir(kr->dir) != 0) {
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", kr->dir, strerror(errno));
         goto out;
     }
@@ -573,8 +567,6 @@ static MvStatus write_keyring(MvKeyring *kr, const MvKeyringFile *kf, MvError *e
 out:
     if (fd >= 0)
         close(fd);
-    if (dfd >= 0)
-        close(dfd);
     if (tmp != NULL) {
         unlink(tmp);
         free(tmp);

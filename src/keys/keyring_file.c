@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "core/core_int.h"
 #include "keys/keys_int.h"
 
 #define FORMAT_NAME "medveil-keyring"
@@ -40,40 +41,6 @@ static const char *state_name(MvKekState state)
     case MV_KEK_RETIRED: return "retired";
     }
     return "?";
-}
-
-static void to_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* upper case is not canonical and is refused */
-}
-
-/* Decodes exactly 2*n lower-case hex digits into out[n]; 0 on success. */
-static int from_hex(const char *in, size_t in_len, uint8_t *out, size_t n)
-{
-    if (in_len != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_value((unsigned char)in[2 * i]), lo = hex_value((unsigned char)in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
 }
 
 void mv__keyring_file_clear(MvKeyringFile *kf)
@@ -128,7 +95,7 @@ static int get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
     size_t len = 0;
     const char *s = get_str(obj, key, &len);
 
-    return s == NULL ? -1 : from_hex(s, len, out, n);
+    return s == NULL ? -1 : mv__unhex(s, len, out, n);
 }
 
 /* A wrapped blob in hex: at least the overhead and one key byte, at most WRAP_HEX_MAX digits. */
@@ -146,7 +113,7 @@ static int get_blob(json_t *v, uint8_t **out, size_t *out_len)
     *out = malloc(len / 2);
     if (*out == NULL)
         return -1;
-    if (from_hex(s, len, *out, len / 2) != 0) {
+    if (mv__unhex(s, len, *out, len / 2) != 0) {
         free(*out);
         *out = NULL;
         return -1;
@@ -384,7 +351,7 @@ MvStatus mv__keyring_file_parse(const uint8_t *buf, size_t len, MvKeyringFile *k
         goto out;
     }
     if (sum_len != sizeof SUM_PREFIX - 1 + 64 || memcmp(buf + sum_start, SUM_PREFIX, sizeof SUM_PREFIX - 1) != 0 ||
-        from_hex((const char *)buf + sum_start + sizeof SUM_PREFIX - 1, 64, want, sizeof want) != 0) {
+        mv__unhex((const char *)buf + sum_start + sizeof SUM_PREFIX - 1, 64, want, sizeof want) != 0) {
         st = bad(err, "line 3 is not 'sha256 <64 hex digits>'");
         goto out;
     }
@@ -397,7 +364,7 @@ MvStatus mv__keyring_file_parse(const uint8_t *buf, size_t len, MvKeyringFile *k
         goto out;
     }
     if (mac_len != sizeof MAC_PREFIX - 1 + 64 || memcmp(buf + mac_start, MAC_PREFIX, sizeof MAC_PREFIX - 1) != 0 ||
-        from_hex((const char *)buf + mac_start + sizeof MAC_PREFIX - 1, 64, kf->mac, sizeof kf->mac) != 0) {
+        mv__unhex((const char *)buf + mac_start + sizeof MAC_PREFIX - 1, 64, kf->mac, sizeof kf->mac) != 0) {
         st = bad(err, "line 2 is not 'hmac-sha256 <64 hex digits>'");
         goto out;
     }
@@ -429,7 +396,7 @@ static json_t *hex_string(const uint8_t *in, size_t n)
 
     if (s == NULL)
         return NULL;
-    to_hex(in, n, s);
+    mv__hex(in, n, s);
     v = json_string(s);
     free(s);
     return v;
@@ -528,13 +495,13 @@ MvStatus mv__keyring_file_format(const MvKeyringFile *kf, const uint8_t mac_key[
         st = mv_error_set(err, MV_ERR_CRYPTO, MV_NO_TAG, MV_NO_OFFSET, "HMAC-SHA256 failed");
         goto out;
     }
-    to_hex(mac, sizeof mac, hex);
+    mv__hex(mac, sizeof mac, hex);
     snprintf((char *)buf + body_len + 1, total + 1 - body_len - 1, "%s%s\n", MAC_PREFIX, hex);
     if (EVP_Digest(buf, total - (sizeof SUM_PREFIX - 1 + 64 + 1), sum, NULL, EVP_sha256(), NULL) != 1) {
         st = mv_error_set(err, MV_ERR_CRYPTO, MV_NO_TAG, MV_NO_OFFSET, "SHA-256 failed");
         goto out;
     }
-    to_hex(sum, sizeof sum, hex);
+    mv__hex(sum, sizeof sum, hex);
     snprintf((char *)buf + total - (sizeof SUM_PREFIX - 1 + 64 + 1), sizeof SUM_PREFIX - 1 + 64 + 2, "%s%s\n",
              SUM_PREFIX, hex);
     *out = buf;

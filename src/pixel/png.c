@@ -11,6 +11,7 @@
 
 #include <png.h>
 
+#include "core/core_int.h"
 #include "pixel/clean_int.h"
 
 typedef struct MemSink {
@@ -98,7 +99,7 @@ MvStatus mv__png_write_file(const char *path, const uint8_t *pixels, int width, 
                             MvError *err)
 {
     uint8_t *data = NULL;
-    size_t len = 0, done = 0;
+    size_t len = 0;
     char tmp[PATH_MAX];
     int fd = -1;
     MvStatus st;
@@ -114,15 +115,9 @@ MvStatus mv__png_write_file(const char *path, const uint8_t *pixels, int width, 
         st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", path, strerror(errno));
         goto out;
     }
-    while (done < len) {
-        ssize_t n = write(fd, data + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        done += (size_t)n;
+    if (mv__write_all(fd, data, len) != 0) {
+        st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "%s: %s", path, strerror(errno));
+        goto out;
     }
     if (close(fd) != 0) {
         fd = -1;

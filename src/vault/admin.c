@@ -727,7 +727,7 @@ static MvStatus fsck_instances(Fsck *f, MvError *err)
         f->res->n_objects++;
         if (v->progress != NULL)
             v->progress(++done, total, v->progress_ctx);
-        if (oid == NULL || mv__unhex(oid, id, sizeof id) != 0) {
+        if (oid == NULL || mv__unhex(oid, strlen(oid), id, sizeof id) != 0) {
             f->res->n_damaged++;
             problem(f, "index", "an instance row has a malformed object id");
             continue;

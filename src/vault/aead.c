@@ -47,68 +47,6 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-void mv__hex(const uint8_t *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int mv__unhex(const char *in, uint8_t *out, size_t len)
-{
-    if (strlen(in) != 2 * len)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int hi = hexval((unsigned char)in[2 * i]), lo = hexval((unsigned char)in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-int mv__vault_write_all(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-int mv__sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc;
-
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* ---- Header ------------------------------------------------------------------------- */
 
 MvStatus mv__blob_header_make(MvBlobHeader *h, const uint8_t id[MV__ID_BYTES], uint32_t chunk_size, uint64_t length,
@@ -228,7 +166,7 @@ MvStatus mv__sealer_start(MvSealer *s, const uint8_t key[32], const MvBlobHeader
     s->out = malloc(s->buf_cap + MV__TAG_BYTES);
     if (s->ctx == NULL || s->buf == NULL || s->out == NULL)
         return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-    if (mv__vault_write_all(fd, h->raw, MV__BLOB_HEADER) != 0)
+    if (mv__write_all(fd, h->raw, MV__BLOB_HEADER) != 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "write: %s", strerror(errno));
     return MV_OK;
 }
@@ -241,7 +179,7 @@ static MvStatus seal_out(MvSealer *s, const uint8_t *in, size_t len, int last, M
     st = mv__chunk_seal(s->ctx, s->key, &s->h, s->index, last, in, len, s->out, err);
     if (st != MV_OK)
         return st;
-    if (mv__vault_write_all(s->fd, s->out, len + MV__TAG_BYTES) != 0)
+    if (mv__write_all(s->fd, s->out, len + MV__TAG_BYTES) != 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "write: %s", strerror(errno));
     s->index++;
     s->total += len;

@@ -169,7 +169,7 @@ typedef struct Out {
 
 static MvStatus out_clear(Out *o, const void *p, size_t n, MvError *err)
 {
-    if (mv__vault_write_all(o->fd, p, n) != 0)
+    if (mv__write_all(o->fd, p, n) != 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "write: %s", strerror(errno));
     if (EVP_DigestUpdate(o->md, p, n) != 1)
         return mv_error_set(err, MV_ERR_CRYPTO, MV_NO_TAG, MV_NO_OFFSET, "SHA-256 failed");
@@ -594,7 +594,7 @@ static MvStatus write_file(const char *path, const void *data, size_t len, mode_
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot create %s: %s", path, strerror(errno));
-    if (mv__vault_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (mv__write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         close(fd);
         return mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot write %s: %s", path, strerror(errno));
     }
@@ -696,7 +696,7 @@ static MvStatus pull_to_file(Puller *p, const char *path, uint64_t len, uint8_t 
         if ((st = pull(p, buf, n, err)) != MV_OK)
             goto out;
         EVP_DigestUpdate(md, buf, n);
-        if (fd >= 0 && mv__vault_write_all(fd, buf, n) != 0) {
+        if (fd >= 0 && mv__write_all(fd, buf, n) != 0) {
             st = mv_error_set(err, MV_ERR_IO, MV_NO_TAG, MV_NO_OFFSET, "cannot write %s: %s", path, strerror(errno));
             goto out;
         }
@@ -757,7 +757,7 @@ static MvStatus restore_payload(Puller *p, const char *dir, const uint8_t clear_
                 goto out;
             memcpy(oid, head + 1, MV_VAULT_ID_CHARS);
             oid[MV_VAULT_ID_CHARS] = '\0';
-            if (mv__unhex(oid, id, sizeof id) != 0) {
+            if (mv__unhex(oid, strlen(oid), id, sizeof id) != 0) {
                 st = mv_error_set(err, MV_ERR_INTEGRITY, MV_NO_TAG, MV_NO_OFFSET, "archive: malformed object id");
                 goto out;
             }

@@ -286,7 +286,7 @@ static MvStatus recover(MvVault *v, MvError *err)
         while (f != NULL && fgets(line, sizeof line, f) != NULL) {
             uint8_t id[MV__ID_BYTES];
             line[strcspn(line, "\r\n")] = '\0';
-            if (mv__unhex(line, id, sizeof id) != 0)
+            if (mv__unhex(line, strlen(line), id, sizeof id) != 0)
                 continue;
             int in_index = mv__object_in_index(v, line);
             if (in_index < 0) {
@@ -904,7 +904,7 @@ static MvStatus compare_existing(MvVault *v, const MvInstanceRow *row, const uin
         return MV_OK;
     if ((st = mv__object_key(v, row, dek, err)) != MV_OK)
         return st;
-    mv__unhex(row->object_id, id, sizeof id);
+    mv__unhex(row->object_id, strlen(row->object_id), id, sizeof id);
     /* A twin staged in this batch is still in tmp/. */
     for (size_t i = 0; i < v->n_pending; i++)
         if (strcmp(v->pending[i].object_id, row->object_id) == 0)
@@ -1190,7 +1190,7 @@ MvStatus mv__write_intent(MvVault *v, const char *ids, size_t n, size_t stride,
         const char *id = ids + i * stride;
         char line[MV_VAULT_ID_CHARS + 2];
         int k = snprintf(line, sizeof line, "%s\n", id);
-        if (mv__vault_write_all(fd, line, (size_t)k) != 0) {
+        if (mv__write_all(fd, line, (size_t)k) != 0) {
             st = sys_error(err, "cannot write", path);
             goto out;
         }
@@ -1347,7 +1347,7 @@ MvStatus mv_vault_lookup(MvVault *v, const char *sop_uid, char object_id[MV_VAUL
 
 static int write_chunk(const uint8_t *data, size_t len, void *arg)
 {
-    return mv__vault_write_all(*(int *)arg, data, len);
+    return mv__write_all(*(int *)arg, data, len);
 }
 
 MvStatus mv_vault_get(MvVault *v, const char *sop_uid, const char *out_path, MvError *err)
@@ -1368,7 +1368,7 @@ MvStatus mv_vault_get_file(MvVault *v, const char *sop_uid, const char *out_path
         return st;
     if ((st = mv__object_key(v, &row, dek, err)) != MV_OK)
         goto out;
-    mv__unhex(row.object_id, id, sizeof id);
+    mv__unhex(row.object_id, strlen(row.object_id), id, sizeof id);
     if ((blob = mv__object_path(v, row.object_id)) == NULL || asprintf(&tmp, "%s.mvtmp-XXXXXX", out_path) < 0) {
         tmp = NULL;
         st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
@@ -1436,7 +1436,7 @@ MvStatus mv_vault_read(MvVault *v, const char *sop_uid, uint64_t offset, void *b
         return st;
     if ((st = mv__object_key(v, &row, dek, err)) != MV_OK)
         goto out;
-    mv__unhex(row.object_id, id, sizeof id);
+    mv__unhex(row.object_id, strlen(row.object_id), id, sizeof id);
     if ((blob = mv__object_path(v, row.object_id)) == NULL || (fd = open(blob, O_RDONLY | O_CLOEXEC)) < 0) {
         st = mv_error_set(err, MV_ERR_INTEGRITY, MV_NO_TAG, MV_NO_OFFSET, "object %s: blob missing", row.object_id);
         goto out;

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "core/core_int.h"
 #include "medveil/keys.h"
 #include "medveil/vault.h"
 
@@ -109,13 +110,6 @@ void mv__blind(const uint8_t key[32], const char *label, const void *data, size_
 char *mv__normalize_id(const char *id);
 char *mv__normalize_name(const char *name);
 
-void mv__hex(const uint8_t *in, size_t len, char *out); /* 2*len chars + NUL */
-int mv__unhex(const char *in, uint8_t *out, size_t len); /* 0 when in is exactly 2*len hex digits */
-
-/* write(2) until done; 0 or -1 with errno. */
-int mv__vault_write_all(int fd, const void *data, size_t len);
-/* fsync of a folder; 0 or -1. */
-int mv__sync_dir(const char *dir);
 
 /* ---- The vault handle (vault.c) ------------------------------------------------------ */
 
