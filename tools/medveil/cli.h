@@ -60,6 +60,10 @@ int cli_mkdirs(const char *dir);
 /* Creates every missing folder above the file path; remembers, per thread, the last
  * parent made, since files of one folder usually come together. */
 int cli_make_parents(const char *path);
+/* One syncfs(2) of the file system that holds the folder dir: everything written there
+ * (files and renames) is durable afterwards. Cheaper than an fsync per file for a batch.
+ * 0, or -1 with errno set. */
+int cli_sync_fs(const char *dir);
 
 /* Before OCR: re-executes the program once with OMP_THREAD_LIMIT=1 (cli_pixel.c) unless it
  * is already set; returns only if nothing was done or the exec failed. */

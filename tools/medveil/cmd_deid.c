@@ -385,15 +385,12 @@ static void process(Run *run, Job *job)
     mv_file_free(file);
 }
 
-/* Makes every output durable with one syncfs of the output's file system. */
+/* Makes every output durable with one syncfs of the output's file system (sync(2) if that
+ * fails). */
 static void sync_outputs(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0 || syncfs(fd) != 0)
+    if (cli_sync_fs(dir) != 0)
         sync();
-    if (fd >= 0)
-        close(fd);
 }
 
 static int by_rel(const void *a, const void *b)

@@ -179,18 +179,6 @@ static int write_temp(MvFile *file, const char *out, char **temp, MvError *err)
     return 0;
 }
 
-/* Makes everything written to the file system of dir durable: one syncfs for the run. */
-static int sync_folder(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-    if (fd < 0)
-        return -1;
-    rc = syncfs(fd);
-    close(fd);
-    return rc;
-}
-
 /* Restores one input into item->temp. Returns 0 on success, 1 on a plain failure, 3 on a
  * security failure; messages are printed here. */
 static int reidentify_one(const MvReidKey *key, Item *item, const char *out_dir, unsigned flags, int force)
@@ -401,7 +389,7 @@ int cmd_reidentify(int argc, char **argv)
     }
     /* Every output is durable under its temporary name, then the audit log says who
      * re-identified what, and only then does anything appear under its final name. */
-    if (sync_folder(out_dir) != 0) {
+    if (cli_sync_fs(out_dir) != 0) {
         cli_error("reidentify", "%s: cannot sync: %s", out_dir, strerror(errno));
         rc = MV_EXIT_PARTIAL;
         goto out;
@@ -432,7 +420,7 @@ int cmd_reidentify(int argc, char **argv)
         free(item->temp);
         item->temp = NULL;
     }
-    sync_folder(out_dir); /* the renames */
+    cli_sync_fs(out_dir); /* the renames */
     if (!quiet)
         fprintf(stderr, "%s reidentify: %zu re-identified, %zu failed, %zu security failures\n", cli_program, n_done,
                 n_failed + (size_t)walk_failed, n_security);

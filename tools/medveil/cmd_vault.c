@@ -701,13 +701,10 @@ static int run_get(Opts *o, int argc, char **argv)
     free(oids);
     if (to_dir) {
         /* One sync for the whole folder instead of one per file. */
-        int dfd = open(o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || syncfs(dfd) != 0) {
+        if (cli_sync_fs(o->output) != 0) {
             cli_error(CMD, "get: cannot sync %s: %s", o->output, strerror(errno));
             rc = MV_EXIT_PARTIAL;
         }
-        if (dfd >= 0)
-            close(dfd);
     }
     if (!o->quiet && n_uids > 1)
         fprintf(stderr, "%s %s get: %zu written to %s, %zu failed\n", cli_program, CMD, n_ok, o->output, n_failed);

@@ -2,10 +2,12 @@
  * recursively in name order, so that every subcommand treats a tree the same way. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -146,4 +148,18 @@ int cli_walk(char **paths, int n_paths, CliFileFn fn, void *ctx, const char *cmd
             return rc;
     }
     return 0;
+}
+
+int cli_sync_fs(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc, saved;
+
+    if (fd < 0)
+        return -1;
+    rc = syncfs(fd);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
