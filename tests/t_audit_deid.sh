@@ -2,9 +2,9 @@
 # `medveil deid` records every run in the audit log of the home folder before it reports
 # success: one event per output study whose only object is the new (pseudonymous) Study
 # Instance UID, and a summary; --as and --purpose are recorded; `medveil audit verify`
-# accepts the log; no original UID, name or ID of the inputs (read with pydicom, an
-# independent reader) reaches any file of the home folder; a log that cannot be written
-# makes the run fail with exit 3.
+# accepts the log, also after `medveil audit export` logged itself in it; no original UID,
+# name or ID of the inputs (read with pydicom, an independent reader) reaches any file of
+# the home folder; a log that cannot be written makes the run fail with exit 3.
 set -u
 MEDVEIL=${MEDVEIL:?MEDVEIL must name the medveil binary}
 MKSYNTH=${MKSYNTH:?MKSYNTH must name the mksynth binary}
@@ -79,6 +79,16 @@ n1=$(wc -l <"$ev")
 n2=$(wc -l <"$ev")
 [ "$n2" -gt "$n1" ] && ok || bad "second run did not append ($n1 -> $n2)"
 "$MEDVEIL" audit verify --home "$work/h" >/dev/null 2>&1 && ok || bad "audit verify after the second run"
+
+# The real `medveil audit export` (the script tests of export and alerts run its code with a
+# stand-in hook, on generated logs) records itself in the real log, which still verifies.
+n3=$(wc -l <"$ev")
+"$MEDVEIL" audit export --format dicom --home "$work/h" -o "$work/export.xml" 2>"$work/export.err" && ok ||
+    bad "audit export: $(cat "$work/export.err")"
+[ "$(grep -c '<AuditMessage>' "$work/export.xml" 2>/dev/null)" -eq "$n3" ] && ok ||
+    bad "audit export wrote $(grep -c '<AuditMessage>' "$work/export.xml" 2>/dev/null) messages for $n3 events"
+tail -n 1 "$ev" | grep -q '"action":"audit.export"' && ok || bad "audit export was not logged: $(tail -n 1 "$ev")"
+"$MEDVEIL" audit verify --home "$work/h" >/dev/null 2>&1 && ok || bad "audit verify after export"
 
 # An audit log that cannot be written: the run fails with 3 and says why.
 mkdir -p "$work/ro/audit" && chmod 0500 "$work/ro/audit"
