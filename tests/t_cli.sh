@@ -54,6 +54,15 @@ expect 0 "dump --help" -- "$MEDVEIL" dump --help
 expect 0 "help convert" -- "$MEDVEIL" help convert
 expect 2 "no command" -- "$MEDVEIL"
 expect 2 "unknown command" -- "$MEDVEIL" frobnicate
+# Tesseract (and the fifty libraries it needs) is loaded only when OCR runs: linking it made
+# every command start about four times slower.
+if command -v ldd >/dev/null 2>&1; then
+    if ldd "$MEDVEIL" | grep -q -E 'libtesseract|liblept'; then
+        bad "medveil is linked with Tesseract or Leptonica: $(ldd "$MEDVEIL" | grep -E 'tesseract|lept')"
+    else
+        ok
+    fi
+fi
 contains "$work/err" "not a command" "unknown command message"
 expect 2 "help for unknown command" -- "$MEDVEIL" help frobnicate
 expect 2 "unknown option" -- "$MEDVEIL" dump --bogus "$work/good.dcm"

@@ -1,6 +1,9 @@
 /* OCR of 8-bit renderings with Tesseract's C API (tesseract/capi.h): one engine per thread,
  * made on first use and kept for the thread's life (mv_pixel_ocr_release frees it early),
- * sparse-text page segmentation, words with their boxes and confidences. */
+ * sparse-text page segmentation, words with their boxes and confidences. libtesseract is
+ * loaded with dlopen on the first OCR, not linked: it pulls in some fifty libraries (curl,
+ * Kerberos, LDAP, ICU ...) whose loading would cost every medveil command ~10 ms at start. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,51 @@
 #define MAX_OCR_SIDE 3000
 #define REDUCED_SIDE 2500
 
+/* The functions used, resolved from TESS_LIBRARY; each member has the type of its prototype
+ * in capi.h. */
+#define TESS_LIBRARY "libtesseract.so.5"
+#define TESS_FUNCTIONS(X) \
+    X(TessBaseAPIClear) \
+    X(TessBaseAPICreate) \
+    X(TessBaseAPIDelete) \
+    X(TessBaseAPIEnd) \
+    X(TessBaseAPIGetIterator) \
+    X(TessBaseAPIInit3) \
+    X(TessBaseAPIRecognize) \
+    X(TessBaseAPISetImage) \
+    X(TessBaseAPISetPageSegMode) \
+    X(TessBaseAPISetSourceResolution) \
+    X(TessBaseAPISetVariable) \
+    X(TessDeleteText) \
+    X(TessPageIteratorBoundingBox) \
+    X(TessPageIteratorIsAtBeginningOf) \
+    X(TessResultIteratorConfidence) \
+    X(TessResultIteratorDelete) \
+    X(TessResultIteratorGetPageIterator) \
+    X(TessResultIteratorGetUTF8Text) \
+    X(TessResultIteratorNext)
+static struct {
+#define TESS_MEMBER(name) __typeof__(&name) name;
+    TESS_FUNCTIONS(TESS_MEMBER)
+#undef TESS_MEMBER
+} tess;
+static pthread_once_t tess_once = PTHREAD_ONCE_INIT;
+static int tess_ok;
+
+static void tess_load(void)
+{
+    void *lib = dlopen(TESS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+
+    if (lib == NULL)
+        return;
+#define TESS_RESOLVE(name)                                  \
+    if ((*(void **)&tess.name = dlsym(lib, #name)) == NULL) \
+        return;
+    TESS_FUNCTIONS(TESS_RESOLVE)
+#undef TESS_RESOLVE
+    tess_ok = 1; /* the library stays loaded for the process's life */
+}
+
 static pthread_key_t engine_key;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static int engine_key_ok;
@@ -26,8 +74,8 @@ static void engine_free(void *p)
     TessBaseAPI *api = p;
 
     if (api != NULL) {
-        TessBaseAPIEnd(api);
-        TessBaseAPIDelete(api);
+        tess.TessBaseAPIEnd(api);
+        tess.TessBaseAPIDelete(api);
     }
 }
 
@@ -48,21 +96,27 @@ static TessBaseAPI *engine(MvError *err)
     api = pthread_getspecific(engine_key);
     if (api != NULL)
         return api;
-    api = TessBaseAPICreate();
+    pthread_once(&tess_once, tess_load);
+    if (!tess_ok) {
+        mv_error_set(err, MV_ERR_UNSUPPORTED, MV_NO_TAG, MV_NO_OFFSET,
+                     "OCR needs %s (Debian package libtesseract5), which cannot be loaded", TESS_LIBRARY);
+        return NULL;
+    }
+    api = tess.TessBaseAPICreate();
     if (api == NULL) {
         mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "cannot create the Tesseract engine");
         return NULL;
     }
     /* Quiet: Tesseract's diagnostics would go to stderr. */
-    TessBaseAPISetVariable(api, "debug_file", "/dev/null");
-    if (TessBaseAPIInit3(api, NULL, "eng") != 0) {
-        TessBaseAPIDelete(api);
+    tess.TessBaseAPISetVariable(api, "debug_file", "/dev/null");
+    if (tess.TessBaseAPIInit3(api, NULL, "eng") != 0) {
+        tess.TessBaseAPIDelete(api);
         mv_error_set(err, MV_ERR_UNSUPPORTED, MV_NO_TAG, MV_NO_OFFSET,
                      "Tesseract could not load its English model (install tesseract-ocr-eng)");
         return NULL;
     }
-    TessBaseAPISetVariable(api, "debug_file", "/dev/null");
-    TessBaseAPISetPageSegMode(api, PSM_SPARSE_TEXT);
+    tess.TessBaseAPISetVariable(api, "debug_file", "/dev/null");
+    tess.TessBaseAPISetPageSegMode(api, PSM_SPARSE_TEXT);
     if (pthread_setspecific(engine_key, api) != 0) {
         engine_free(api);
         mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "cannot keep the OCR engine");
@@ -194,39 +248,39 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
         big = prepare(gray, width, height, stride, scale, &bw, &bh);
         if (big == NULL)
             return mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
-        TessBaseAPISetImage(api, big, bw, bh, 1, bw);
+        tess.TessBaseAPISetImage(api, big, bw, bh, 1, bw);
     }
-    TessBaseAPISetSourceResolution(api, 300);
-    if (TessBaseAPIRecognize(api, NULL) != 0) {
+    tess.TessBaseAPISetSourceResolution(api, 300);
+    if (tess.TessBaseAPIRecognize(api, NULL) != 0) {
         st = mv_error_set(err, MV_ERR_UNSUPPORTED, MV_NO_TAG, MV_NO_OFFSET, "Tesseract could not read the image");
         goto out;
     }
-    it = TessBaseAPIGetIterator(api);
+    it = tess.TessBaseAPIGetIterator(api);
     if (it == NULL)
         goto out; /* no text at all */
     do {
-        const TessPageIterator *pit = TessResultIteratorGetPageIterator(it);
+        const TessPageIterator *pit = tess.TessResultIteratorGetPageIterator(it);
         int left, top, right, bottom;
         char *text;
         float conf;
 
-        if (TessPageIteratorIsAtBeginningOf(pit, RIL_TEXTLINE))
+        if (tess.TessPageIteratorIsAtBeginningOf(pit, RIL_TEXTLINE))
             line++;
-        if (!TessPageIteratorBoundingBox(pit, RIL_WORD, &left, &top, &right, &bottom))
+        if (!tess.TessPageIteratorBoundingBox(pit, RIL_WORD, &left, &top, &right, &bottom))
             continue;
-        text = TessResultIteratorGetUTF8Text(it, RIL_WORD);
+        text = tess.TessResultIteratorGetUTF8Text(it, RIL_WORD);
         if (text == NULL)
             continue;
-        conf = TessResultIteratorConfidence(it, RIL_WORD);
+        conf = tess.TessResultIteratorConfidence(it, RIL_WORD);
         if (conf < MIN_CONFIDENCE || text[0] == '\0') {
-            TessDeleteText(text);
+            tess.TessDeleteText(text);
             continue;
         }
         if (*n == *cap) {
             size_t ncap = *cap ? *cap * 2 : 64;
             MvPxWord *grown = realloc(*words, ncap * sizeof *grown);
             if (grown == NULL) {
-                TessDeleteText(text);
+                tess.TessDeleteText(text);
                 st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
                 goto out;
             }
@@ -239,7 +293,7 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
             w->text = strdup(text);
             size_t tl = strlen(text);
             mv_wipe(text, tl);
-            TessDeleteText(text);
+            tess.TessDeleteText(text);
             if (w->text == NULL) {
                 st = mv_error_set(err, MV_ERR_NOMEM, MV_NO_TAG, MV_NO_OFFSET, "out of memory");
                 goto out;
@@ -260,11 +314,11 @@ MvStatus mv__ocr_gray(const uint8_t *gray, int width, int height, int stride, in
             w->line = line < 0 ? 0 : line;
             (*n)++;
         }
-    } while (TessResultIteratorNext(it, RIL_WORD));
+    } while (tess.TessResultIteratorNext(it, RIL_WORD));
 out:
     if (it != NULL)
-        TessResultIteratorDelete(it);
-    TessBaseAPIClear(api);
+        tess.TessResultIteratorDelete(it);
+    tess.TessBaseAPIClear(api);
     free(big);
     return st;
 }
